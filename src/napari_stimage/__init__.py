@@ -1,0 +1,18 @@
+"""napari-stimage: open, color and curate STimage-1K4M spatial-transcriptomics slides."""
+
+from .errors import SlideError
+from .layers import add_gene_features, slide_of
+from .layout import SlidePaths, find_slides, resolve_slide
+from .slide import Slide, load_slide
+
+__version__ = "0.1.0"
+__all__ = [
+    "Slide",
+    "SlideError",
+    "SlidePaths",
+    "add_gene_features",
+    "find_slides",
+    "load_slide",
+    "resolve_slide",
+    "slide_of",
+]

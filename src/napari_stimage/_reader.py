@@ -1,0 +1,39 @@
+"""npe2 reader: any file of an STimage-1K4M slide opens the whole slide."""
+
+from __future__ import annotations
+
+from .layers import slide_layer_data
+from .layout import resolve_slide
+from .slide import load_slide
+
+
+def get_reader(path):
+    """Return a reader for dataset files; None (never an exception) for anything else."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if resolve_slide(path) is None:
+        return None
+    return read_slide
+
+
+def read_slide(path):
+    if isinstance(path, list):
+        path = path[0]
+    from napari.utils import progress
+    from napari.utils.notifications import show_warning
+
+    with progress(total=100, desc="Reading expression") as bar:
+        state = {"pct": 0}
+
+        def on_progress(done, total):
+            pct = int(100 * done / max(total, 1))
+            if pct > state["pct"]:
+                bar.update(pct - state["pct"])
+                state["pct"] = pct
+
+        slide = load_slide(path, progress=on_progress)
+    if slide.report:
+        show_warning(slide.report.summary(slide.name))
+    return slide_layer_data(slide)

@@ -1,0 +1,98 @@
+"""napari layer data for a slide (no Qt here: layer-data tuples and layer helpers).
+
+The spots layer carries its `Slide` in `layer.metadata["stimage_slide"]`; widgets and the
+writer reach the slide through `slide_of(layer)`. Any gene becomes a point feature with
+one call:
+
+    >>> from napari_stimage import add_gene_features
+    >>> add_gene_features(viewer.layers["SLIDE spots"], ["CD3E", "MS4A1"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .slide import Slide
+
+SLIDE_KEY = "stimage_slide"
+SPOTS_SUFFIX = " spots"
+
+
+def spots_layer_name(slide: Slide) -> str:
+    return f"{slide.name}{SPOTS_SUFFIX}"
+
+
+def image_layer_data(slide: Slide) -> tuple | None:
+    levels = slide.image_levels
+    if not levels:
+        return None
+    rgb = levels[0].ndim == 3 and levels[0].shape[-1] == 3
+    meta = {"name": slide.name, "rgb": rgb, "metadata": {SLIDE_KEY: slide}}
+    if len(levels) > 1:
+        return (levels, {**meta, "multiscale": True}, "image")
+    return (levels[0], meta, "image")
+
+
+def spots_layer_data(slide: Slide) -> tuple:
+    meta = {
+        "name": spots_layer_name(slide),
+        "size": slide.diameters,
+        "features": slide.features(),
+        "face_color": "transparent",
+        "border_color": "#00ff66",
+        "border_width": 0.08,
+        "border_width_is_relative": True,
+        "opacity": 0.9,
+        "metadata": {SLIDE_KEY: slide},
+    }
+    return (slide.positions, meta, "points")
+
+
+def slide_layer_data(slide: Slide) -> list[tuple]:
+    """Image (when the slide has one) then spots, as napari layer-data tuples."""
+    layers = []
+    image = image_layer_data(slide)
+    if image is not None:
+        layers.append(image)
+    layers.append(spots_layer_data(slide))
+    return layers
+
+
+def slide_of(layer) -> Slide | None:
+    """The slide a layer was opened from, or None for layers this plugin did not make."""
+    meta = getattr(layer, "metadata", None) or {}
+    slide = meta.get(SLIDE_KEY)
+    return slide if isinstance(slide, Slide) else None
+
+
+def add_gene_features(layer, genes: str | Iterable[str]) -> list[str]:
+    """Add genes as feature columns of a slide's spots layer; returns the column names added.
+
+    Genes already present are left as they are. Unknown genes raise KeyError naming the gene.
+    """
+    slide = slide_of(layer)
+    if slide is None or slide.expression is None:
+        raise ValueError(f"layer {layer.name!r} is not a napari-stimage spots layer with expression")
+    genes = [genes] if isinstance(genes, str) else list(genes)
+    features = layer.features
+    added = []
+    for gene in genes:
+        column = slide.expression.gene_names[slide.expression.gene_index(gene)]
+        if column not in features.columns:
+            features[column] = slide.gene_values(column)
+            added.append(column)
+    if added:
+        layer.features = features  # reassign so napari emits its features event
+    return added
+
+
+def spot_values(layer, gene: str) -> np.ndarray:
+    """Values of `gene` per point of a spots layer, fetched from the slide when not a feature."""
+    if gene in layer.features.columns:
+        return layer.features[gene].to_numpy(np.float64)
+    slide = slide_of(layer)
+    if slide is None:
+        raise KeyError(gene)
+    return slide.gene_values(gene)

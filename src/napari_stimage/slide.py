@@ -1,0 +1,272 @@
+"""A slide as a plain Python object: spots, expression, annotation and image, joined on spot id.
+
+This is the Qt-free core the reader, the widgets, `render` and scripts share:
+
+    >>> from napari_stimage import load_slide
+    >>> slide = load_slide("STimage-1K4M/Visium/coord/SLIDE_coord.csv")
+    >>> slide.gene_values("MT-CO1")        # one value per spot, NaN where the count file lacks it
+    >>> adata = slide.to_anndata()          # obsm['spatial'] = (x, y), obs['label']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .annotation import AnnotationTable, read_annotation
+from .errors import SlideError
+from .expression import Expression, read_count_csv
+from .layout import SlidePaths, resolve_slide
+
+ProgressCallback = Callable[[int, int], None]
+N_DEFAULT_GENES = 50
+BASE_FEATURES = ("spot_id", "label", "total_counts", "n_genes")
+
+
+@dataclass
+class JoinReport:
+    """What did not line up between the coord, count and annotation files of a slide."""
+
+    coord_not_in_count: list[str] = field(default_factory=list)
+    count_not_in_coord: list[str] = field(default_factory=list)
+    repeated_coord_ids: list[str] = field(default_factory=list)
+    repeated_count_ids: list[str] = field(default_factory=list)
+    repeated_annotation_ids: list[str] = field(default_factory=list)
+    annotation_not_in_coord: list[str] = field(default_factory=list)
+
+    def messages(self) -> list[str]:
+        def show(ids):
+            head = ", ".join(ids[:3])
+            return head + (f", ... (+{len(ids) - 3} more)" if len(ids) > 3 else "")
+
+        parts = [
+            (self.coord_not_in_count, "spot(s) of the coord file have no expression (shown, values NaN)"),
+            (self.count_not_in_coord, "spot(s) of the count file have no coordinates (not drawn)"),
+            (self.repeated_coord_ids, "spot id(s) repeat in the coord file (all drawn)"),
+            (self.repeated_count_ids, "spot id(s) repeat in the count file (first row used)"),
+            (self.repeated_annotation_ids, "spot id(s) repeat in the annotation (first label shown, all rows kept for saving)"),
+            (self.annotation_not_in_coord, "annotation row(s) name unknown spots (kept for saving)"),
+        ]
+        return [f"{len(ids)} {what}: {show(ids)}" for ids, what in parts if ids]
+
+    def __bool__(self) -> bool:
+        return bool(self.messages())
+
+    def summary(self, slide_name: str) -> str:
+        return f"{slide_name}: " + "; ".join(self.messages())
+
+
+def _repeated(ids) -> list[str]:
+    s = pd.Series(ids)
+    return s[s.duplicated()].astype(str).unique().tolist()
+
+
+def read_coords(path: str | Path) -> pd.DataFrame:
+    """Spots of a coord file: columns spot_id, y, x, r in file order (ids may repeat)."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={0: str}, keep_default_na=False, na_values=[""])
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SlideError(path, f"cannot parse the coord file ({exc})") from exc
+    missing = [c for c in ("yaxis", "xaxis", "r") if c not in df.columns]
+    if missing:
+        raise SlideError(
+            path, f"the coord file lacks column(s) {', '.join(missing)} (expected header ',yaxis,xaxis,r')"
+        )
+    spots = pd.DataFrame(
+        {
+            "spot_id": df.iloc[:, 0].astype(str).to_numpy(dtype=object),
+            "y": pd.to_numeric(df["yaxis"], errors="coerce").to_numpy(np.float64),
+            "x": pd.to_numeric(df["xaxis"], errors="coerce").to_numpy(np.float64),
+            "r": pd.to_numeric(df["r"], errors="coerce").to_numpy(np.float64),
+        }
+    )
+    bad = spots[["y", "x", "r"]].isna().any(axis=1)
+    if bad.any():
+        first = spots.loc[bad, "spot_id"].iloc[0]
+        raise SlideError(path, f"{int(bad.sum())} spot(s) have missing or non-numeric yaxis/xaxis/r (first: {first})")
+    if spots.empty:
+        raise SlideError(path, "the coord file has no spots")
+    return spots
+
+
+def load_expression(path: Path, progress: ProgressCallback | None = None) -> Expression:
+    """The expression of a count file (the single place slides get their counts from)."""
+    return read_count_csv(path, progress=progress)
+
+
+@dataclass
+class Slide:
+    paths: SlidePaths
+    spots: pd.DataFrame
+    expression: Expression | None
+    annotation: AnnotationTable | None
+    report: JoinReport
+    expression_rows: np.ndarray  # per spot: its row in expression.matrix, or -1
+
+    @property
+    def name(self) -> str:
+        return self.paths.name
+
+    @property
+    def tech(self) -> str | None:
+        return self.paths.tech
+
+    @property
+    def n_spots(self) -> int:
+        return len(self.spots)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(n, 2) napari (row, col) = (yaxis, xaxis) in full-resolution pixels."""
+        return self.spots[["y", "x"]].to_numpy(np.float64)
+
+    @property
+    def diameters(self) -> np.ndarray:
+        return 2.0 * self.spots["r"].to_numpy(np.float64)
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Per spot the pathologist label (first row wins), NaN when unlabelled."""
+        out = np.full(self.n_spots, np.nan, dtype=object)
+        if self.annotation is not None:
+            first = self.annotation.first_labels()
+            for i, spot in enumerate(self.spots["spot_id"]):
+                label = first.get(spot)
+                if label is not None:
+                    out[i] = label
+        return out
+
+    @cached_property
+    def image_levels(self) -> list | None:
+        """Pyramid levels of the H&E image (largest first), or None when the slide has none."""
+        if self.paths.image is None:
+            return None
+        from .images import read_image
+
+        return read_image(self.paths.image)
+
+    def _align(self, per_count_row: np.ndarray) -> np.ndarray:
+        out = np.full(self.n_spots, np.nan, dtype=np.float64)
+        have = self.expression_rows >= 0
+        out[have] = per_count_row[self.expression_rows[have]]
+        return out
+
+    def gene_values(self, gene: str) -> np.ndarray:
+        """Counts of `gene` per spot (float64), NaN for spots the count file lacks."""
+        if self.expression is None:
+            raise KeyError(f"slide {self.name} has no count file")
+        return self._align(self.expression.gene_values(gene))
+
+    @cached_property
+    def total_counts(self) -> np.ndarray:
+        if self.expression is None:
+            return np.full(self.n_spots, np.nan)
+        return self._align(self.expression.total_counts())
+
+    @cached_property
+    def n_genes_detected(self) -> np.ndarray:
+        if self.expression is None:
+            return np.full(self.n_spots, np.nan)
+        return self._align(self.expression.n_genes_detected().astype(np.float64))
+
+    @cached_property
+    def default_genes(self) -> list[str]:
+        """The slide's most variable genes, shown as point features on open."""
+        if self.expression is None:
+            return []
+        return self.expression.top_variable_genes(N_DEFAULT_GENES)
+
+    def features(self, genes: list[str] | None = None) -> pd.DataFrame:
+        """The Points layer's feature table: id, label, totals and one column per gene."""
+        genes = self.default_genes if genes is None else genes
+        table = {
+            "spot_id": self.spots["spot_id"].to_numpy(dtype=object),
+            "label": self.labels.copy(),
+            "total_counts": self.total_counts,
+            "n_genes": self.n_genes_detected,
+        }
+        for gene in genes:
+            table[gene] = self.gene_values(gene)
+        return pd.DataFrame(table)
+
+    def to_anndata(self):
+        """AnnData of the spots present in both coord and count files.
+
+        `obsm['spatial']` is (x, y) in full-resolution pixels (scanpy's convention),
+        `obs['label']` the pathologist label, `uns['spatial'][name]['scalefactors']` the spot size.
+        """
+        import anndata as ad
+
+        if self.expression is None:
+            raise ValueError(f"slide {self.name} has no count file")
+        keep = np.flatnonzero(self.expression_rows >= 0)
+        spots = self.spots.iloc[keep]
+        X = self.expression.matrix.tocsr()[self.expression_rows[keep]]
+        obs = pd.DataFrame(
+            {"label": pd.Categorical(self.labels[keep]), "total_counts": self.total_counts[keep]},
+            index=pd.Index(spots["spot_id"].astype(str), name=None),
+        )
+        var = pd.DataFrame(
+            {"gene_name_in_file": self.expression.raw_gene_names},
+            index=pd.Index(self.expression.gene_names.astype(str)),
+        )
+        adata = ad.AnnData(X=X, obs=obs, var=var)
+        adata.obs_names_make_unique()
+        adata.obsm["spatial"] = spots[["x", "y"]].to_numpy(np.float64)
+        adata.uns["spatial"] = {
+            self.name: {
+                "scalefactors": {"spot_diameter_fullres": float(2 * spots["r"].median())},
+                "metadata": {"tech": self.tech or "", "source": str(self.paths.coord)},
+            }
+        }
+        return adata
+
+
+def load_slide(path: str | Path | SlidePaths, progress: ProgressCallback | None = None) -> Slide:
+    """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input."""
+    paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
+    if paths is None:
+        raise SlideError(path, "not a file of an STimage-1K4M slide (no matching _coord.csv found)")
+    spots = read_coords(paths.coord)
+    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]))
+    coord_ids = set(spots["spot_id"])
+
+    expression = None
+    rows = np.full(len(spots), -1, dtype=np.int64)
+    if paths.count is not None:
+        expression = load_expression(paths.count, progress)
+        count_ids = pd.Index(expression.spot_ids)
+        report.repeated_count_ids = _repeated(count_ids)
+        first_row = pd.Series(np.arange(len(count_ids)), index=count_ids)
+        first_row = first_row[~first_row.index.duplicated()]
+        rows = first_row.reindex(spots["spot_id"]).fillna(-1).to_numpy(np.int64)
+        if (rows < 0).all():
+            raise SlideError(
+                paths.count,
+                f"none of its {len(count_ids)} spot ids match the {len(spots)} spots of {paths.coord.name}",
+            )
+        report.coord_not_in_count = spots.loc[rows < 0, "spot_id"].astype(str).unique().tolist()
+        report.count_not_in_coord = [s for s in first_row.index if s not in coord_ids]
+
+    annotation = None
+    if paths.annotation is not None:
+        annotation = read_annotation(paths.annotation)
+        report.repeated_annotation_ids = annotation.repeated_ids()
+        report.annotation_not_in_coord = list(
+            dict.fromkeys(s for s in annotation.spot_ids if s not in coord_ids)
+        )
+
+    return Slide(
+        paths=paths,
+        spots=spots,
+        expression=expression,
+        annotation=annotation,
+        report=report,
+        expression_rows=rows,
+    )

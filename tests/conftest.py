@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder, so no test sees another's cached files."""
+    monkeypatch.setenv("NAPARI_STIMAGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def slide_paths(tmp_path):
+    """A synthetic slide in the real dataset layout, carrying the quirks of formats.md."""
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    return write_synthetic_slide(tmp_path / "STimage-1K4M")
+
+
+@pytest.fixture
+def slide(slide_paths):
+    from napari_stimage import load_slide
+
+    return load_slide(slide_paths.coord)
+
+
+@pytest.fixture
+def real_data():
+    """The real files in ../shared/data/real; tests using them skip when it is absent."""
+    if not SHARED_REAL.is_dir():
+        pytest.skip("../shared/data/real is not available")
+    return SHARED_REAL
