@@ -1,0 +1,34 @@
+"""What counts as a label, and the one order labels are listed in (legend, hotkeys 1-9)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+UNLABELLED = "(unlabelled)"  # how a missing label is shown; never written to a file
+
+
+def is_unlabelled(value) -> bool:
+    """NaN, None, pandas NA and empty strings all mean "no label"."""
+    if value is None:
+        return True
+    if isinstance(value, float) and value != value:
+        return True
+    if isinstance(value, str):
+        return value == ""
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _natural_key(label: str):
+    # "L2" < "L10", "idc_2" < "idc_10"; case-insensitive so the order feels alphabetical
+    return [(0, int(tok), "") if tok.isdigit() else (1, 0, tok.lower()) for tok in re.split(r"(\d+)", label)]
+
+
+def label_categories(values: Iterable) -> list[str]:
+    """The distinct labels of `values` in natural order, unlabelled left out."""
+    return sorted({str(v) for v in values if not is_unlabelled(v)}, key=_natural_key)
