@@ -18,34 +18,52 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     from .slide import load_slide
 
     def work():
-        last = 0
-        queue = []
+        # load_slide reports progress through a callback on this thread; run it in a helper
+        # thread so this generator can yield the progress to napari as it happens.
+        import queue
+        import threading
 
-        def on_progress(done, total):
-            queue.append(int(100 * done / max(total, 1)))
+        updates: queue.Queue = queue.Queue()
+        outcome: dict = {}
 
-        slide = load_slide(path, progress=on_progress)
-        for pct in queue:
-            if pct > last:
-                yield pct - last
-                last = pct
-        slide.image_levels  # decode the image here, not on the GUI thread
-        return slide
+        def load():
+            try:
+                slide = load_slide(path, progress=lambda done, total: updates.put(int(100 * done / max(total, 1))))
+                # decode the image and build the feature table here too, not on the GUI thread
+                outcome["result"] = (slide, slide_layer_data(slide))
+            except BaseException as exc:  # handed to the worker's errored signal below
+                outcome["error"] = exc
 
-    worker = create_worker(work, _progress={"total": 100, "desc": f"Opening {Path(path).name}"})
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        shown = 0
+        while loader.is_alive() or not updates.empty():
+            try:
+                pct = updates.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if pct > shown:
+                yield pct - shown
+                shown = pct
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
-    def on_returned(slide):
-        for data, meta, kind in slide_layer_data(slide):
+    def on_returned(result):
+        slide, layer_data = result
+        for data, meta, kind in layer_data:
             getattr(viewer, f"add_{kind}")(data, **meta)
         if slide.report:
             show_warning(slide.report.summary(slide.name))
         if dock_widgets:
             add_dock_widgets(viewer)
 
-    worker.returned.connect(on_returned)
-    worker.errored.connect(lambda exc: show_error(str(exc)))
-    worker.start()
-    return worker
+    # errored must be connected at creation, or the worker re-raises into the event loop
+    return create_worker(
+        work,
+        _progress={"total": 100, "desc": f"Opening {Path(path).name}"},
+        _connect={"returned": on_returned, "errored": lambda exc: show_error(str(exc))},
+    )
 
 
 def add_dock_widgets(viewer) -> None:

@@ -1,36 +1,146 @@
-"""Pathologist annotation files: `annotation/{slide}_anno.csv`.
+"""Pathologist annotation files: `annotation/{slide}_anno.csv`, read and written losslessly.
 
 One row per spot: the spot id, then one label column whose header differs by study
 (`V2`, `TLS_2_cat`, ...). The first header cell is empty or `V1`/`Barcode`.
 Empty, `NA` and `NaN` cells mean "unlabelled".
+
+Curators' files must survive a round trip untouched, so the reader keeps the raw text of
+every record (cells as written, quoting, line ending, BOM, blank lines, bytes that are not
+UTF-8) and the writer emits unedited records verbatim:
+
+    >>> table = read_annotation("annotation/SLIDE_anno.csv")
+    >>> edited = table.with_labels({"SLIDE_AAAC-1": "L3", "SLIDE_NEW-1": "WM"})
+    >>> write_annotation(edited, table.path, expected=table.fingerprint)
+
+`with_labels` relabels every row of a spot (repeated ids included), appends rows for spots
+the file did not list, and leaves rows of other spots (also unknown spots) as they were.
+New files get the header `,label` (empty first cell, label column `DEFAULT_LABEL_COLUMN`).
+Writes are atomic (temporary file in the same folder, fsync, `os.replace`) and keep the
+previous version next to the file as `{name}.bak`. `write_annotation(..., expected=...)`
+raises `AnnotationChangedOnDisk` instead of overwriting a file someone else changed.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass, field
+import hashlib
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import SlideError
 
 MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan", "N/A", "<NA>"})
 DEFAULT_LABEL_COLUMN = "label"
+BACKUP_SUFFIX = ".bak"
+_BOM = "\ufeff"
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"  # bytes that are not UTF-8 round-trip unchanged
 
 
 def parse_label(cell: str) -> str | None:
     return None if cell.strip() in MISSING_TOKENS else cell
 
 
+def reads_as_missing(label: str) -> bool:
+    """True for a label text that any reader of the file would take as "unlabelled"."""
+    return label.strip() in MISSING_TOKENS
+
+
+class AnnotationChangedOnDisk(SlideError):
+    """The annotation file was changed by something else since it was loaded; nothing was written."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, "the file changed on disk since it was loaded; not overwritten (save elsewhere?)")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a file looked like when read or written: changes in any part mean "changed on disk"."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of_bytes(cls, data: bytes, mtime_ns: int) -> Fingerprint:
+        return cls(len(data), mtime_ns, hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def of_file(cls, path: str | Path) -> Fingerprint | None:
+        path = Path(path)
+        try:
+            stat = path.stat()
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return cls.of_bytes(data, stat.st_mtime_ns)
+
+    def same_content(self, other: Fingerprint | None) -> bool:
+        return other is not None and (self.size, self.sha256) == (other.size, other.sha256)
+
+
+@dataclass
+class AnnotationRow:
+    """One record of the file. `cells` hold the raw text of each cell (quotes included).
+
+    A row whose `label` still equals `original_label` is written back as `raw` + `terminator`.
+    """
+
+    spot_id: str | None  # None for blank lines (kept verbatim, not data)
+    label: str | None
+    cells: list[str]
+    terminator: str
+    original_label: str | None = None
+    raw: str | None = None  # None for rows that were not in the file
+
+    @property
+    def is_data(self) -> bool:
+        return self.spot_id is not None
+
+    @property
+    def edited(self) -> bool:
+        return self.raw is None or self.label != self.original_label
+
+
+@dataclass(frozen=True)
+class FileStyle:
+    """How the file writes what new and edited cells must also write."""
+
+    terminator: str = "\n"
+    missing: str = ""  # the raw text of an unlabelled cell: "" (pandas) or NA (R)
+    quote_ids: bool = False
+    quote_labels: bool = False
+    bom: bool = False
+    trailing_newline: bool = True
+
+
 @dataclass
 class AnnotationTable:
-    """Rows of an annotation file in file order; repeated spot ids are kept."""
+    """Rows of an annotation file in file order; repeated spot ids and unknown spots are kept."""
 
-    header: list[str]
-    spot_ids: list[str]
-    labels: list[str | None]
+    header: list[str]  # decoded header cells
+    rows: list[AnnotationRow] = field(default_factory=list)
     path: Path | None = None
-    extra: dict = field(default_factory=dict)
+    fingerprint: Fingerprint | None = None  # of the file as read; None for a table not read from disk
+    style: FileStyle = field(default_factory=FileStyle)
+    header_raw: str | None = None
+    header_terminator: str = "\n"
+
+    # -- the read API slide.py uses -------------------------------------------------------------
+    @property
+    def data_rows(self) -> list[AnnotationRow]:
+        return [row for row in self.rows if row.is_data]
+
+    @property
+    def spot_ids(self) -> list[str]:
+        return [row.spot_id for row in self.rows if row.is_data]
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [row.label for row in self.rows if row.is_data]
 
     @property
     def label_column(self) -> str:
@@ -39,8 +149,9 @@ class AnnotationTable:
     def first_labels(self) -> dict[str, str | None]:
         """Spot id -> label, the first row of a repeated id winning (as the dataset's code does)."""
         out: dict[str, str | None] = {}
-        for spot, label in zip(self.spot_ids, self.labels):
-            out.setdefault(spot, label)
+        for row in self.rows:
+            if row.is_data:
+                out.setdefault(row.spot_id, row.label)
         return out
 
     def repeated_ids(self) -> list[str]:
@@ -51,25 +162,273 @@ class AnnotationTable:
             seen.add(spot)
         return repeated
 
+    # -- editing -----------------------------------------------------------------------------
+    @classmethod
+    def new(cls, path: str | Path | None = None, label_column: str = DEFAULT_LABEL_COLUMN) -> AnnotationTable:
+        """An empty table for a slide without annotation file: header `,{label_column}`."""
+        return cls(header=["", label_column], path=Path(path) if path is not None else None)
+
+    def with_labels(
+        self, labels: Mapping[str, str | None], append_order: Iterable[str] | None = None
+    ) -> AnnotationTable:
+        """A copy with `labels` (spot id -> label, None = unlabelled) applied to every row of each spot.
+
+        Spots not yet in the file get a new row at the end when they have a label, in the order
+        of `append_order` (default: the mapping's order). Rows of spots not in `labels` are untouched.
+        """
+        rows, listed = [], set()
+        for row in self.rows:
+            if row.is_data and row.spot_id in labels:
+                listed.add(row.spot_id)
+                row = replace(row, label=labels[row.spot_id])
+            rows.append(row)
+        order = labels.keys() if append_order is None else append_order
+        appended = set()
+        for spot in order:
+            label = labels.get(spot)
+            if spot in listed or spot in appended or label is None:
+                continue
+            appended.add(spot)
+            rows.append(
+                AnnotationRow(spot_id=spot, label=label, cells=[], terminator=self.style.terminator)
+            )
+        return replace(self, rows=rows)
+
+    # -- writing -----------------------------------------------------------------------------
+    def to_text(self) -> str:
+        style = self.style
+        parts = [_BOM] if style.bom else []
+        header = self.header_raw if self.header_raw is not None else ",".join(
+            _quote(cell, style.quote_ids) for cell in self.header
+        )
+        n_extra = max(len(self.header) - 2, 0)
+        records = [[header, self.header_terminator]]
+        records += [[_render_row(row, style, n_extra), row.terminator] for row in self.rows]
+        if self.rows and self.rows[-1].raw is None and not style.trailing_newline:
+            records[-1][1] = ""  # appended last row: keep the file's "no newline at the end"
+        for body, terminator in records[:-1]:
+            # a record without terminator that is no longer last (rows were appended after it)
+            parts.append(body + (terminator or style.terminator))
+        parts.append("".join(records[-1]))
+        return "".join(parts)
+
+    def to_bytes(self) -> bytes:
+        return self.to_text().encode(_ENCODING, _ERRORS)
+
+
+def _needs_quotes(text: str) -> bool:
+    return any(ch in text for ch in ',"\r\n') or text != text.strip()
+
+
+def _quote(text: str, always: bool) -> str:
+    if always or _needs_quotes(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _render_row(row: AnnotationRow, style: FileStyle, n_extra: int) -> str:
+    if not row.is_data:
+        return row.raw or ""
+    if not row.edited:
+        return row.raw
+    if row.raw is not None:
+        id_cell, extra = row.cells[0], row.cells[2:]
+    else:
+        id_cell, extra = _quote(row.spot_id, style.quote_ids), [""] * n_extra
+    label_cell = style.missing if row.label is None else _quote(row.label, style.quote_labels)
+    return ",".join([id_cell, label_cell, *extra])
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _split_records(text: str, path: Path) -> list[tuple[list[str], list[str], str, str]]:
+    """CSV records as (raw cells, values, raw body, terminator); quoted cells may hold newlines."""
+    records = []
+    i, n = 0, len(text)
+    while i < n:
+        start_record = i
+        raw_cells, values = [], []
+        while True:
+            start = i
+            if i < n and text[i] == '"':
+                i += 1
+                pieces = []
+                while True:
+                    j = text.find('"', i)
+                    if j < 0:
+                        line = text.count("\n", 0, start) + 1
+                        raise SlideError(path, f"line {line}: a quoted cell is never closed")
+                    pieces.append(text[i:j])
+                    if text.startswith('""', j):
+                        pieces.append('"')
+                        i = j + 2
+                        continue
+                    i = j + 1
+                    break
+                tail_start = i
+                while i < n and text[i] not in ",\r\n":
+                    i += 1
+                value = "".join(pieces) + text[tail_start:i]  # text after a closing quote: kept as csv does
+            else:
+                while i < n and text[i] not in ",\r\n":
+                    i += 1
+                value = text[start:i]
+            raw_cells.append(text[start:i])
+            values.append(value)
+            if i < n and text[i] == ",":
+                i += 1
+                continue
+            break
+        body = text[start_record:i]
+        if text.startswith("\r\n", i):
+            terminator = "\r\n"
+        elif i < n:
+            terminator = text[i]
+        else:
+            terminator = ""
+        i += len(terminator)
+        records.append((raw_cells, values, body, terminator))
+    return records
+
+
+def _majority(counter: Counter, default):
+    return counter.most_common(1)[0][0] if counter else default
+
 
 def read_annotation(path: str | Path) -> AnnotationTable:
+    """Read an annotation file keeping everything needed to write it back byte for byte."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        mtime_ns = path.stat().st_mtime_ns
+        data = path.read_bytes()
+    except OSError as exc:
         raise SlideError(path, f"cannot read the annotation file ({exc})") from exc
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows:
+    return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns))
+
+
+def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None) -> AnnotationTable:
+    path = Path(path) if path is not None else None
+    text = data.decode(_ENCODING, _ERRORS)
+    bom = text.startswith(_BOM)
+    if bom:
+        text = text[1:]
+    records = _split_records(text, path)
+    if not records:
         raise SlideError(path, "the annotation file is empty")
-    header = rows[0]
-    if len(header) < 2:
-        raise SlideError(path, "the annotation file needs a spot id column and a label column")
-    spot_ids, labels = [], []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) < 2:
-            raise SlideError(path, f"line {line_no} has no label column: {row!r}")
-        spot_ids.append(row[0])
-        labels.append(parse_label(row[1]))
-    return AnnotationTable(header=header, spot_ids=spot_ids, labels=labels, path=path)
+    header_cells, header_values, header_raw, header_terminator = records[0]
+    if len(header_values) < 2:
+        raise SlideError(path, "the annotation file needs a spot id column and a label column (header has one cell)")
+
+    rows: list[AnnotationRow] = []
+    terminators = Counter([header_terminator] if header_terminator else [])
+    missing, quoted_ids, quoted_labels = Counter(), Counter(), Counter()
+    line_no = 1 + header_raw.count("\n") + (header_terminator != "")
+    for cells, values, body, terminator in records[1:]:
+        if terminator:
+            terminators[terminator] += 1
+        if values == [""]:  # a blank line: not data, kept where it was
+            rows.append(AnnotationRow(None, None, cells, terminator, raw=body))
+        else:
+            if len(values) < 2:
+                raise SlideError(path, f"line {line_no} has no label column: {body!r}")
+            label = parse_label(values[1])
+            rows.append(AnnotationRow(values[0], label, cells, terminator, original_label=label, raw=body))
+            quoted_ids[cells[0].startswith('"')] += 1
+            if label is None:
+                missing[cells[1]] += 1
+            else:
+                quoted_labels[cells[1].startswith('"')] += 1
+        line_no += body.count("\n") + (terminator != "")
+
+    last_terminator = records[-1][3]
+    style = FileStyle(
+        terminator=_majority(terminators, "\n"),
+        missing=_majority(missing, ""),
+        quote_ids=_majority(quoted_ids, False),
+        quote_labels=_majority(quoted_labels, header_cells[1].startswith('"')),
+        bom=bom,
+        trailing_newline=last_terminator != "",
+    )
+    return AnnotationTable(
+        header=header_values,
+        rows=rows,
+        path=path,
+        fingerprint=fingerprint,
+        style=style,
+        header_raw=header_raw,
+        header_terminator=header_terminator,
+    )
+
+
+# -- atomic writing -----------------------------------------------------------------------------
+def _write_payload(handle, data: bytes) -> None:
+    """Write `data` in chunks (a seam for tests that interrupt a save halfway)."""
+    view = memoryview(data)
+    for start in range(0, len(view), 1 << 20):
+        handle.write(view[start : start + (1 << 20)])
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes, mode_from: Path | None = None) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            _write_payload(handle, data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode_from is not None and mode_from.exists():
+            os.chmod(tmp, mode_from.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def backup_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def write_annotation(
+    table: AnnotationTable,
+    path: str | Path | None = None,
+    expected: Fingerprint | None = None,
+    check_changed: bool = True,
+    backup: bool = True,
+) -> Fingerprint:
+    """Write `table` to `path` (default `table.path`) atomically; returns the new file's fingerprint.
+
+    With `check_changed` and an `expected` fingerprint, an existing file whose content differs from
+    it raises `AnnotationChangedOnDisk` and nothing is written. The file being replaced is kept as
+    `{name}.bak`. On any error the file at `path` is left as it was.
+    """
+    path = Path(path if path is not None else table.path)
+    if path is None:
+        raise ValueError("write_annotation needs a path for a table that was not read from a file")
+    data = table.to_bytes()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        current = Fingerprint.of_file(path)
+        if check_changed and expected is not None and current is not None and not expected.same_content(current):
+            raise AnnotationChangedOnDisk(path)
+        if backup and current is not None:
+            _atomic_write_bytes(backup_path(path), path.read_bytes(), mode_from=path)
+        _atomic_write_bytes(path, data, mode_from=path)
+        return Fingerprint.of_bytes(data, path.stat().st_mtime_ns)
+    except AnnotationChangedOnDisk:
+        raise
+    except OSError as exc:
+        raise SlideError(path, f"cannot write the annotation file ({exc})") from exc

@@ -1,0 +1,373 @@
+"""How spots get their colours: by a gene (or gene-set score) or by a categorical label.
+
+Qt-free. The colour dock widget and `napari-stimage render` both call these functions, so the
+same slide, gene and settings give the same colours on screen and in a rendered PNG.
+
+    >>> from napari_stimage.coloring import GeneColoring, gene_colors
+    >>> coloring = GeneColoring(genes=("ERBB2",), transform="log1p", colormap="magma")
+    >>> values = coloring.values(slide)               # transformed value per spot
+    >>> rgba = gene_colors(values, coloring)          # (n_spots, 4) float32, what the layer shows
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .labels import UNLABELLED, is_unlabelled, label_categories
+
+# ---------------------------------------------------------------------------------------------
+# Value transforms
+
+TRANSFORMS = {
+    "raw": "raw counts",
+    "log1p": "log1p",
+    "log1p_cp10k": "log1p(counts per 10k)",
+}
+DEFAULT_TRANSFORM = "log1p"
+LIBRARY_SIZE_TARGET = 1e4  # scanpy's normalize_total(target_sum=1e4)
+
+
+def transform_values(values: np.ndarray, transform: str, total_counts: np.ndarray | None = None) -> np.ndarray:
+    """Counts -> displayed values. NaN (spot missing from the count file) stays NaN.
+
+    `log1p_cp10k` is scanpy's `normalize_total(target_sum=1e4)` + `log1p`; spots with zero
+    total counts get 0 rather than a division by zero.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if transform == "raw":
+        return values.copy()
+    if transform == "log1p":
+        return np.log1p(values)
+    if transform == "log1p_cp10k":
+        if total_counts is None:
+            raise ValueError("log1p_cp10k needs the total counts per spot")
+        totals = np.asarray(total_counts, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(totals > 0, values / totals * LIBRARY_SIZE_TARGET, 0.0)
+        scaled[np.isnan(values)] = np.nan
+        return np.log1p(scaled)
+    raise ValueError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
+
+
+def parse_gene_list(text: str) -> list[str]:
+    """'ERBB2, PTPRC CD3E' -> ['ERBB2', 'PTPRC', 'CD3E'] (commas, semicolons or spaces; order kept)."""
+    return list(dict.fromkeys(tok for tok in re.split(r"[\s,;]+", text.strip()) if tok))
+
+
+# ---------------------------------------------------------------------------------------------
+# Gene colouring
+
+NON_EXPRESSING_MODES = ("transparent", "grey", "colormap")
+NON_EXPRESSING_GREY = np.array([0.55, 0.55, 0.55, 1.0], dtype=np.float32)
+DEFAULT_PERCENTILES = (1.0, 99.0)
+
+
+@dataclass(frozen=True)
+class GeneColoring:
+    """Everything that decides the colours in gene mode. One gene, or several = a gene-set score."""
+
+    genes: tuple[str, ...]
+    transform: str = DEFAULT_TRANSFORM
+    colormap: str = "viridis"
+    contrast_limits: tuple[float, float] | None = None  # None: autoscale to expressing spots
+    non_expressing: str = "transparent"
+
+    def values(self, slide) -> np.ndarray:
+        """Transformed value per spot: one gene, or the mean over the genes of a gene set."""
+        if not self.genes:
+            raise ValueError("no gene given")
+        totals = slide.total_counts if self.transform == "log1p_cp10k" else None
+        per_gene = [transform_values(slide.gene_values(g), self.transform, totals) for g in self.genes]
+        return per_gene[0] if len(per_gene) == 1 else np.mean(per_gene, axis=0)
+
+    def resolved_limits(self, values: np.ndarray) -> tuple[float, float]:
+        return self.contrast_limits if self.contrast_limits is not None else autoscale_limits(values)
+
+    def with_limits(self, values: np.ndarray) -> GeneColoring:
+        """A copy with the contrast limits fixed (autoscaled now if they were None)."""
+        return replace(self, contrast_limits=self.resolved_limits(values))
+
+    @property
+    def title(self) -> str:
+        """Colorbar title: gene (or gene-set score) and the transform, e.g. 'ERBB2 · log1p'."""
+        what = self.genes[0] if len(self.genes) == 1 else f"mean of {', '.join(self.genes)}"
+        return f"{what} · {TRANSFORMS.get(self.transform, self.transform)}"
+
+
+def expressing_mask(values: np.ndarray) -> np.ndarray:
+    """Spots with a finite value above zero (all transforms keep 0 counts at 0)."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values > 0)
+
+
+def autoscale_limits(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> tuple[float, float]:
+    """Contrast limits at the given percentiles of the expressing spots (default 1st-99th).
+
+    With nothing expressed, (0, 1); a flat distribution still gets a non-empty range.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    expressed = values[expressing_mask(values)]
+    if expressed.size == 0:
+        return (0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(expressed, percentiles))
+    if hi <= lo:
+        top = float(expressed.max())
+        hi = top if top > lo else lo + 1.0
+    return (lo, hi)
+
+
+def map_to_colormap(values: np.ndarray, colormap, contrast_limits: tuple[float, float]) -> np.ndarray:
+    """napari's colormap applied to values scaled by the contrast limits: (n, 4) float32 RGBA."""
+    from napari.utils.colormaps import ensure_colormap  # Qt-free
+
+    cmap = ensure_colormap(colormap)
+    lo, hi = contrast_limits
+    span = hi - lo if hi > lo else 1.0
+    scaled = np.clip((np.nan_to_num(np.asarray(values, np.float64), nan=lo) - lo) / span, 0.0, 1.0)
+    return np.asarray(cmap.map(scaled), dtype=np.float32)
+
+
+def gene_colors(values: np.ndarray, coloring: GeneColoring) -> np.ndarray:
+    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest."""
+    if coloring.non_expressing not in NON_EXPRESSING_MODES:
+        raise ValueError(f"non_expressing must be one of {NON_EXPRESSING_MODES}")
+    rgba = map_to_colormap(values, coloring.colormap, coloring.resolved_limits(values))
+    silent = ~expressing_mask(values)
+    if coloring.non_expressing == "transparent":
+        rgba[silent] = 0.0
+    elif coloring.non_expressing == "grey":
+        rgba[silent] = NON_EXPRESSING_GREY
+    else:  # colormap: zeros take the bottom colour; spots without expression data stay hidden
+        rgba[np.isnan(np.asarray(values, np.float64))] = 0.0
+    return rgba
+
+
+def colormap_ramp(colormap, n: int = 256) -> np.ndarray:
+    """(n, 4) RGBA from the bottom to the top of a colormap, for drawing a colorbar."""
+    return map_to_colormap(np.linspace(0.0, 1.0, n), colormap, (0.0, 1.0))
+
+
+def colorbar_ticks(contrast_limits: tuple[float, float], n: int = 5) -> list[float]:
+    lo, hi = contrast_limits
+    return [float(v) for v in np.linspace(lo, hi, n)]
+
+
+def format_tick(value: float) -> str:
+    return f"{value:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Gene search
+
+@dataclass(frozen=True)
+class GeneCandidate:
+    name: str
+    n_expressing: int
+    maximum: float
+
+
+class GeneSearch:
+    """Case-insensitive gene lookup as you type: exact match, then prefix, then substring.
+
+    Built once per slide (the lower-cased names are computed once); one search over 99,000
+    names is a single pass of `str.startswith`/`in`, a few milliseconds.
+    """
+
+    def __init__(self, gene_names: Sequence[str], n_expressing: Sequence[int] | None = None,
+                 maxima: Sequence[float] | None = None):
+        self.names = [str(g) for g in gene_names]
+        self._lower = [g.lower() for g in self.names]
+        self._n_expressing = None if n_expressing is None else np.asarray(n_expressing)
+        self._maxima = None if maxima is None else np.asarray(maxima)
+        self._position = {g: i for i, g in enumerate(self._lower)}
+
+    @classmethod
+    def for_expression(cls, expression) -> GeneSearch:
+        return cls(expression.gene_names, expression.genes_by_spot_count(), expression.gene_maxima())
+
+    def search(self, query: str, limit: int = 50) -> list[str]:
+        q = query.strip().lower()
+        if not q:
+            return []
+        exact = [self.names[self._position[q]]] if q in self._position else []
+        prefix, inner = [], []
+        for name, low in zip(self.names, self._lower):
+            if low == q:
+                continue
+            if low.startswith(q):
+                prefix.append(name)
+            elif q in low:
+                inner.append(name)
+        # shorter names first within a group: typing "CD3" should offer CD3E before CD3EAP
+        prefix.sort(key=lambda g: (len(g), g.lower()))
+        inner.sort(key=lambda g: (len(g), g.lower()))
+        return (exact + prefix + inner)[:limit]
+
+    def resolve(self, text: str) -> str | None:
+        """The gene a typed text means: the exact (case-insensitive) name, else the best candidate."""
+        hits = self.search(text, limit=1)
+        return hits[0] if hits else None
+
+    def candidate(self, name: str) -> GeneCandidate:
+        i = self._position[name.lower()]
+        n = int(self._n_expressing[i]) if self._n_expressing is not None else -1
+        top = float(self._maxima[i]) if self._maxima is not None else float("nan")
+        return GeneCandidate(self.names[i], n, top)
+
+
+# ---------------------------------------------------------------------------------------------
+# Label colouring
+
+# Kelly's colours of maximum contrast (white, black and grey left out: grey means "unlabelled").
+LABEL_PALETTE = (
+    "#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#008856", "#e68fac",
+    "#0067a5", "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600",
+    "#654522", "#e25822", "#2b3d26",
+)
+UNLABELLED_COLOR = "#bdbdbd"
+LABEL_COLORS_FILE = "label_colors.json"
+
+
+def _hex_to_rgba(color: str) -> np.ndarray:
+    color = color.lstrip("#")
+    rgb = [int(color[k:k + 2], 16) / 255 for k in (0, 2, 4)]
+    alpha = int(color[6:8], 16) / 255 if len(color) == 8 else 1.0
+    return np.array(rgb + [alpha], dtype=np.float32)
+
+
+def rgba_to_hex(rgba) -> str:
+    r, g, b = (int(round(float(c) * 255)) for c in list(rgba)[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def hashed_palette_index(label: str) -> int:
+    """Stable across sessions and machines (Python's own hash() is salted per process)."""
+    digest = hashlib.sha1(label.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % len(LABEL_PALETTE)
+
+
+class LabelPalette:
+    """Label -> colour: a hash of the label text picks its palette colour, so a label looks the
+    same on every slide and in every session; colours the user picks override that and are kept
+    in a small JSON file in the plugin's cache folder.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        if path is None:
+            from .cache import cache_dir
+
+            path = cache_dir() / LABEL_COLORS_FILE
+        self.path = Path(path)
+        self.overrides: dict[str, str] = {}
+        try:
+            loaded = json.loads(self.path.read_text())
+            if isinstance(loaded, dict):
+                self.overrides = {str(k): str(v) for k, v in loaded.items()}
+        except (OSError, ValueError):
+            pass  # no file yet, or a damaged one: start from the hashed colours
+
+    def colors(self, labels: Iterable[str]) -> dict[str, str]:
+        """Hex colour per label (UNLABELLED included when passed).
+
+        Two labels of one set whose hashes collide would look the same; the later one (in the
+        legend order) then takes the next free palette colour. Labels that do not collide, which
+        is almost all of them, keep their hashed colour whatever else is on the slide.
+        """
+        out: dict[str, str] = {}
+        ordered = list(labels)
+        for label in ordered:
+            if label in self.overrides:
+                out[label] = self.overrides[label]
+            elif label == UNLABELLED:
+                out[label] = UNLABELLED_COLOR
+        for label in ordered:
+            if label in out:
+                continue
+            start = hashed_palette_index(label)
+            used = set(out.values())
+            for step in range(len(LABEL_PALETTE)):
+                color = LABEL_PALETTE[(start + step) % len(LABEL_PALETTE)]
+                if color not in used:
+                    break
+            else:
+                color = LABEL_PALETTE[start]  # more labels than colours: repeats are unavoidable
+            out[label] = color
+        return out
+
+    def set_color(self, label: str, color: str) -> None:
+        self.overrides[label] = color.lower()
+        self._save()
+
+    def reset_color(self, label: str) -> None:
+        if self.overrides.pop(label, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.overrides, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    label: str  # the label text, or UNLABELLED
+    color: str  # hex
+    count: int
+    unlabelled: bool = False
+
+
+def display_labels(values: Iterable) -> np.ndarray:
+    """Per spot the label as shown: its text, or UNLABELLED."""
+    return np.array([UNLABELLED if is_unlabelled(v) else str(v) for v in values], dtype=object)
+
+
+def legend_entries(values: Iterable, palette: LabelPalette) -> list[LegendEntry]:
+    """One entry per label in the shared legend order (labels.label_categories), unlabelled last."""
+    shown = display_labels(values)
+    names, counts = np.unique(shown.astype(str), return_counts=True) if len(shown) else ([], [])
+    count_of = dict(zip(names, (int(c) for c in counts)))
+    order = label_categories(shown[shown != UNLABELLED])
+    if count_of.get(UNLABELLED):
+        order.append(UNLABELLED)
+    colors = palette.colors(order)
+    return [LegendEntry(label, colors[label], count_of[label], label == UNLABELLED) for label in order]
+
+
+def label_colors(values: Iterable, palette: LabelPalette) -> np.ndarray:
+    """Per-spot RGBA (float32) in label mode."""
+    shown = display_labels(values)
+    colors = {e.label: _hex_to_rgba(e.color) for e in legend_entries(shown, palette)}
+    out = np.zeros((len(shown), 4), dtype=np.float32)
+    for label, rgba in colors.items():
+        out[shown == label] = rgba
+    return out
+
+
+def visible_mask(values: Iterable, hidden_labels: Iterable[str]) -> np.ndarray:
+    """Spots whose label (UNLABELLED for none) is not hidden."""
+    shown = display_labels(values)
+    hidden = list(hidden_labels)
+    return ~np.isin(shown.astype(str), hidden) if hidden else np.ones(len(shown), dtype=bool)
+
+
+def categorical_columns(features) -> list[str]:
+    """Feature columns that hold categories (text or pandas categoricals), `label` first."""
+    import pandas as pd
+
+    columns = []
+    for name in features.columns:
+        column = features[name]
+        if name == "spot_id":
+            continue
+        if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object or pd.api.types.is_string_dtype(column):
+            columns.append(str(name))
+    return sorted(columns, key=lambda c: c != "label")

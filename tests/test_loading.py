@@ -1,0 +1,59 @@
+"""Opening a slide the way `napari-stimage open` and `demo` do: parsing in a worker thread."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from napari_stimage._loading import open_slide_in_viewer
+from napari_stimage.cli import main
+
+
+def test_open_in_worker_adds_layers(make_napari_viewer, qtbot, slide_paths):
+    viewer = make_napari_viewer()
+    worker = open_slide_in_viewer(viewer, slide_paths.count, dock_widgets=False)
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        pass
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=5000)
+    assert [l.name for l in viewer.layers] == [slide_paths.name, f"{slide_paths.name} spots"]
+    assert np.allclose(viewer.layers[1].size, 2 * viewer.layers[1].metadata["stimage_slide"].spots["r"])
+
+
+def test_open_in_worker_reports_bad_input_without_crashing(make_napari_viewer, qtbot, slide_paths, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    errors = []
+    monkeypatch.setattr(notifications, "show_error", errors.append)
+    data = slide_paths.count.read_bytes()
+    slide_paths.count.write_bytes(data[: len(data) // 3])
+    viewer = make_napari_viewer()
+    worker = open_slide_in_viewer(viewer, slide_paths.image, dock_widgets=False)
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        pass
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    assert "_count.csv" in errors[0]
+    assert len(viewer.layers) == 0
+
+
+def test_cli_make_sample_and_reject_foreign_path(tmp_path, capsys):
+    assert main(["make-sample", str(tmp_path / "ds")]) == 0
+    assert (tmp_path / "ds" / "annotation").is_dir()
+    (tmp_path / "plain.png").write_bytes(b"x")
+    assert main(["open", str(tmp_path / "plain.png")]) == 2
+    assert "not a file of an STimage-1K4M slide" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_stimage.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("demo", "open", "render", "make-sample"):
+        assert command in out
+
+
+def test_manifest_is_valid():
+    import npe2
+
+    manifest = npe2.PluginManifest.from_distribution("napari-stimage")
+    manifest.validate_imports()
+    assert manifest.contributions.readers and manifest.contributions.sample_data

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+from napari_stimage._reader import get_reader, read_slide
+
+
+def _slide_files(paths):
+    return [paths.image, paths.coord, paths.count, paths.annotation]
+
+
+def test_reader_claims_every_slide_file_and_gives_the_same_slide(slide_paths):
+    results = []
+    for f in _slide_files(slide_paths):
+        reader = get_reader(str(f))
+        assert callable(reader), f
+        results.append(reader(str(f)))
+    names = [[meta["name"] for _, meta, _ in layers] for layers in results]
+    assert all(n == names[0] for n in names)
+    assert names[0] == [slide_paths.name, f"{slide_paths.name} spots"]
+    for layers in results[1:]:
+        np.testing.assert_array_equal(layers[1][0], results[0][1][0])
+
+
+def test_reader_returns_none_for_foreign_files(tmp_path):
+    (tmp_path / "plain.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "plain.csv").write_text("a,b\n")
+    assert get_reader(str(tmp_path / "plain.png")) is None
+    assert get_reader(str(tmp_path / "plain.csv")) is None
+    assert get_reader([str(tmp_path / "plain.png"), str(tmp_path / "plain.csv")]) is None
+    assert get_reader(str(tmp_path / "missing_coord.csv")) is None
+
+
+def test_layers_returned(slide_paths):
+    (image, image_meta, image_kind), (points, meta, kind) = read_slide(str(slide_paths.image))
+    assert image_kind == "image" and image_meta["rgb"] and image.shape == (1000, 1000, 3)
+    assert kind == "points" and points.shape[1] == 2
+    r = float(slide_paths.coord.read_text().splitlines()[1].split(",")[3])
+    np.testing.assert_allclose(meta["size"], 2 * r)  # diameter: the disc covers the real spot
+    f = meta["features"]
+    assert list(f.columns[:4]) == ["spot_id", "label", "total_counts", "n_genes"]
+    assert len(f.columns) == 54 and len(f) == len(points)
+
+
+def test_reader_reports_mismatches_in_one_notification(slide_paths, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_warning", shown.append)
+    read_slide(str(slide_paths.coord))
+    assert len(shown) == 1
+    assert "no expression" in shown[0] and "unknown spots" in shown[0]
+
+
+def test_viewer_open_with_plugin_and_add_gene(make_napari_viewer, slide_paths):
+    from napari_stimage import add_gene_features, slide_of
+
+    viewer = make_napari_viewer()
+    viewer.open(str(slide_paths.image), plugin="napari-stimage")
+    spots = viewer.layers[f"{slide_paths.name} spots"]
+    slide = slide_of(spots)
+    assert slide is not None and slide.name == slide_paths.name
+    gene = next(g for g in slide.expression.gene_names if g not in spots.features.columns)
+    assert add_gene_features(spots, gene) == [gene]
+    np.testing.assert_array_equal(spots.features[gene].to_numpy(), slide.gene_values(gene))
+    with pytest.raises(KeyError, match="NOT_A_GENE"):
+        add_gene_features(spots, "NOT_A_GENE")
+
+
+def test_bad_input_keeps_the_viewer_running(make_napari_viewer, slide_paths):
+    from napari_stimage import SlideError
+
+    slide_paths.coord.write_text(",yaxis,xaxis\nA,1,2\n")
+    viewer = make_napari_viewer()
+    with pytest.raises(SlideError, match=r"_coord\.csv: the coord file lacks column\(s\) r"):
+        viewer.open(str(slide_paths.image), plugin="napari-stimage")
+    assert len(viewer.layers) == 0
+    viewer.add_points([[1, 1]])  # the viewer is still usable
+    assert len(viewer.layers) == 1
+
+
+def _canvas_pixel(viewer, shot, y, x):
+    """Screenshot pixel under world point (y, x) in a 2D view."""
+    cy, cx = viewer.camera.center[-2:]
+    zoom = viewer.camera.zoom
+    h, w = shot.shape[:2]
+    return shot[int(round((y - cy) * zoom + h / 2)), int(round((x - cx) * zoom + w / 2)), :3].astype(int)
+
+
+def test_rendered_slide_shows_tissue_and_spot_rims(make_napari_viewer, slide):
+    from napari_stimage.layers import slide_layer_data
+    from napari_stimage.synthetic import REGIONS, region_of
+
+    viewer = make_napari_viewer(show=True)
+    for data, meta, kind in slide_layer_data(slide):
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    pos = slide.positions
+    region = region_of(pos[:, 0], pos[:, 1], 1000, 1000)
+    r = slide.spots["r"].iloc[0]
+    for k, (_, tissue_rgb) in enumerate(REGIONS.values()):
+        y, x = pos[np.flatnonzero(region == k)[0]]
+        centre = _canvas_pixel(viewer, shot, y, x)  # transparent face: the H&E shows through
+        assert np.abs(centre - tissue_rgb).max() < 40, (k, centre)
+        rim = _canvas_pixel(viewer, shot, y, x + 0.97 * r)  # the border is drawn on the spot's edge
+        assert rim[1] > 150 and rim[0] < 120 and rim[2] < 160, (k, rim)
