@@ -1,0 +1,442 @@
+"""The label edit model of one slide: current labels, undo/redo, dirty flag, autosave, views.
+
+Qt-free. Everything that changes labels goes through `LabelEditor.assign`:
+
+    >>> editor = editor_for_layer(spots_layer)        # one editor per spots layer, shared
+    >>> editor.assign([0, 5, 17], "L3")                # spot indices = rows of the Points layer
+    >>> editor.assign(np.arange(600_000), None)        # None clears (unlabelled)
+    >>> editor.undo(); editor.redo()
+    >>> editor.save()                                  # annotation format, atomic, changed-on-disk check
+
+Spot indices are positions in the slide's spot table (= the Points layer's rows, = the order
+of `slide.spots`). A spot id that repeats in the coord file names one spot of the annotation,
+so assigning one of its points assigns all of them.
+
+Views are callables `view(indices)` called after each change with the changed spot indices
+(None = everything may have changed). `bind_layer(layer)` makes a Points layer a view: its
+`features["label"]` is updated in place and `layer.events.features()` is emitted, which the
+label legend and label colouring listen to.
+
+Each edit also writes a recovery file (in `cache_dir()/recovery`, keyed by the annotation
+path); `find_recovery` / `apply_recovery` offer it when the slide is opened again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .annotation import (
+    AnnotationTable,
+    Fingerprint,
+    parse_label,
+    reads_as_missing,
+    write_annotation,
+)
+from .labels import is_unlabelled, label_categories
+
+EDITOR_KEY = "stimage_label_editor"
+DEFAULT_MAX_UNDO = 500
+RECOVERY_VERSION = 1
+
+View = Callable[[np.ndarray | None], None]
+
+
+def normalise_label(label) -> str | None:
+    """None/NaN/"" clear; anything else must be text that reads back as that label."""
+    if is_unlabelled(label):
+        return None
+    if not isinstance(label, str):
+        label = str(label)
+    if reads_as_missing(label):
+        raise ValueError(f"the label {label!r} would be read back as 'unlabelled'; choose another name")
+    return label
+
+
+@dataclass
+class _Step:
+    indices: np.ndarray  # spots whose label changed
+    before: np.ndarray  # object array, their labels before
+    after: np.ndarray  # object array, their labels after
+    description: str
+
+
+@dataclass
+class Recovery:
+    """Unsaved edits found on disk from an earlier session."""
+
+    path: Path
+    annotation_path: str
+    slide: str
+    saved_at: float
+    labels: dict[str, str | None]  # spot id -> label, only spots that differ from the file
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
+        return f"{len(self.labels)} unsaved label change(s) of {self.slide} from {when}"
+
+
+def recovery_path_for(annotation_path: str | Path) -> Path:
+    from .cache import cache_dir
+
+    annotation_path = Path(annotation_path).resolve()
+    key = hashlib.sha1(str(annotation_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    folder = cache_dir() / "recovery"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{annotation_path.stem}-{key}.json"
+
+
+class LabelEditor:
+    """Per-spot labels of one slide with undo/redo, dirty tracking, saving and autosave."""
+
+    def __init__(
+        self,
+        spot_ids: Iterable[str],
+        table: AnnotationTable | None = None,
+        annotation_path: str | Path | None = None,
+        slide_name: str = "",
+        max_undo: int = DEFAULT_MAX_UNDO,
+        autosave: bool = True,
+    ):
+        self.spot_ids = np.asarray(list(spot_ids), dtype=object)
+        self.table = table if table is not None else AnnotationTable.new(annotation_path)
+        self.path = Path(annotation_path) if annotation_path is not None else self.table.path
+        self.fingerprint: Fingerprint | None = self.table.fingerprint
+        self.slide_name = slide_name
+        self.max_undo = max(int(max_undo), 1)
+        self.autosave = autosave
+
+        first = self.table.first_labels()
+        self._original = np.array([first.get(s) for s in self.spot_ids], dtype=object)
+        self._labels = self._original.copy()
+        self._undo: list[_Step] = []
+        self._redo: list[_Step] = []
+        self._saved_top: _Step | None = None  # the undo-stack top when last saved (None = as loaded)
+        self._saved_reachable = True
+        self._views: list[View] = []
+        self._same_id = self._repeated_id_groups()
+
+    @classmethod
+    def from_slide(cls, slide, **kwargs) -> LabelEditor:
+        path = slide.paths.annotation or slide.paths.default_annotation_path
+        return cls(
+            slide.spots["spot_id"].astype(str).tolist(),
+            table=slide.annotation,
+            annotation_path=path,
+            slide_name=slide.name,
+            **kwargs,
+        )
+
+    def _repeated_id_groups(self) -> dict[int, np.ndarray] | None:
+        ids = self.spot_ids
+        if len(set(ids.tolist())) == len(ids):
+            return None
+        groups: dict[str, list[int]] = {}
+        for i, spot in enumerate(ids.tolist()):
+            groups.setdefault(spot, []).append(i)
+        out = {}
+        for members in groups.values():
+            if len(members) > 1:
+                arr = np.asarray(members)
+                for i in members:
+                    out[i] = arr
+        return out
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def labels(self) -> np.ndarray:
+        """Per spot the current label (None = unlabelled). A copy."""
+        return self._labels.copy()
+
+    def labels_for_layer(self) -> np.ndarray:
+        """Per spot the label as the Points layer's features hold it (NaN = unlabelled)."""
+        out = self._labels.copy()
+        out[np.equal(out, None)] = np.nan
+        return out
+
+    def label_of(self, index: int) -> str | None:
+        return self._labels[index]
+
+    def categories(self) -> list[str]:
+        """The labels in use, in the legend's order (hotkeys 1-9 follow it)."""
+        return label_categories(self._labels)
+
+    def indices_with_label(self, label: str | None) -> np.ndarray:
+        label = normalise_label(label)
+        return np.flatnonzero(np.equal(self._labels, label) if label is not None else np.equal(self._labels, None))
+
+    @property
+    def dirty(self) -> bool:
+        top = self._undo[-1] if self._undo else None
+        return not (self._saved_reachable and top is self._saved_top)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def changes(self) -> dict[str, str | None]:
+        """Spot id -> label for every spot whose label differs from the loaded file."""
+        differ = np.flatnonzero(self._labels != self._original)
+        return {self.spot_ids[i]: self._labels[i] for i in differ}
+
+    # -- views ---------------------------------------------------------------------------------
+    def add_view(self, view: View) -> None:
+        self._views.append(view)
+
+    def remove_view(self, view: View) -> None:
+        if view in self._views:
+            self._views.remove(view)
+
+    def _notify(self, indices: np.ndarray | None) -> None:
+        for view in list(self._views):
+            view(indices)
+
+    def bind_layer(self, layer) -> View:
+        """Keep `layer.features["label"]` in sync and emit `layer.events.features` after each edit."""
+        n = len(layer.data)
+        if n != len(self.spot_ids):
+            raise ValueError(f"layer {layer.name!r} has {n} points but the slide has {len(self.spot_ids)} spots")
+
+        def update_layer(indices):
+            features = layer.features
+            if indices is None or "label" not in features.columns or features["label"].dtype != object:
+                features["label"] = self.labels_for_layer()
+            else:
+                values = self._labels[indices].copy()
+                values[np.equal(values, None)] = np.nan
+                column = features.columns.get_loc("label")
+                features.iloc[indices, column] = values
+            layer.events.features()
+
+        self.add_view(update_layer)
+        update_layer(None)
+        return update_layer
+
+    # -- editing -------------------------------------------------------------------------------
+    def _expand(self, spot_indices) -> np.ndarray:
+        idx = np.unique(np.asarray(spot_indices, dtype=np.int64).ravel())
+        if idx.size and (idx[0] < 0 or idx[-1] >= len(self._labels)):
+            raise IndexError(f"spot indices must be in 0..{len(self._labels) - 1}")
+        if self._same_id is not None and idx.size:
+            extra = [self._same_id[i] for i in idx.tolist() if i in self._same_id]
+            if extra:
+                idx = np.unique(np.concatenate([idx, *extra]))
+        return idx
+
+    def assign(self, spot_indices, label: str | None, description: str | None = None) -> int:
+        """Give the spots at `spot_indices` the label `label` (None clears). One undo step.
+
+        Returns how many spots changed (0: nothing happened, no undo step).
+        """
+        label = normalise_label(label)
+        idx = self._expand(spot_indices)
+        if idx.size == 0:
+            return 0
+        before = self._labels[idx]
+        changed = before != np.array([label] * len(idx), dtype=object) if label is not None else ~np.equal(before, None)
+        idx, before = idx[changed], before[changed]
+        if idx.size == 0:
+            return 0
+        after = np.empty(len(idx), dtype=object)
+        after[:] = [label] * len(idx)
+        text = description or (f"label {len(idx)} spot(s) {label!r}" if label is not None else f"clear {len(idx)} spot(s)")
+        self._apply(_Step(idx, before, after, text), forward=True)
+        self._undo.append(self._undo_step_placeholder if False else _Step(idx, before, after, text))
+        self._push_done()
+        return int(idx.size)
+
+    _undo_step_placeholder = None
+
+    def _push_done(self) -> None:
+        self._redo.clear()
+        if len(self._undo) > self.max_undo:
+            dropped = self._undo.pop(0)
+            if dropped is self._saved_top:
+                self._saved_reachable = False  # the saved state can no longer be reached by undo
+        if self._saved_top is not None and self._saved_top not in self._undo:
+            self._saved_reachable = False
+        self._after_edit()
+
+    def _apply(self, step: _Step, forward: bool) -> None:
+        self._labels[step.indices] = step.after if forward else step.before
+
+    def _after_edit(self) -> None:
+        self._write_recovery()
+        self._notify(None if False else self._last_indices())
+
+    def _last_indices(self):
+        return self._pending
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        step = self._undo.pop()
+        self._labels[step.indices] = step.before
+        self._redo.append(step)
+        self._pending = step.indices
+        self._write_recovery()
+        self._notify(step.indices)
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        step = self._redo.pop()
+        self._labels[step.indices] = step.after
+        self._undo.append(step)
+        self._pending = step.indices
+        self._write_recovery()
+        self._notify(step.indices)
+        return True
+
+    @property
+    def undo_description(self) -> str | None:
+        return self._undo[-1].description if self._undo else None
+
+    @property
+    def redo_description(self) -> str | None:
+        return self._redo[-1].description if self._redo else None
+
+    # -- saving --------------------------------------------------------------------------------
+    def render_table(self) -> AnnotationTable:
+        """The annotation table to write: the loaded rows with the edits applied."""
+        changes = self.changes()
+        return self.table.with_labels(changes, append_order=[s for s in self.spot_ids if s in changes])
+
+    def prepare_save(self, path: str | Path | None = None, force: bool = False) -> SaveJob:
+        """Snapshot the edits on the GUI thread; `SaveJob.run()` may then run on a worker thread."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("no annotation path to save to")
+        same_file = self.path is not None and target.resolve() == self.path.resolve()
+        top = self._undo[-1] if self._undo else None
+        return SaveJob(
+            table=self.render_table(),
+            path=target,
+            expected=self.fingerprint if same_file else None,
+            check_changed=not force,
+            undo_top=top,
+        )
+
+    def finish_save(self, job: SaveJob, fingerprint: Fingerprint) -> None:
+        """Record a finished save: not dirty anymore (unless edited meanwhile), path follows save-as."""
+        self.path = job.path
+        self.fingerprint = fingerprint
+        self._saved_top = job.undo_top
+        self._saved_reachable = job.undo_top is None or job.undo_top in self._undo
+        if not self.dirty:
+            self.discard_recovery()
+        else:
+            self._write_recovery()
+
+    def save(self, path: str | Path | None = None, force: bool = False) -> Path:
+        """Write the labels in the annotation format. Raises `AnnotationChangedOnDisk` when the file
+        changed since it was loaded (unless `force`); nothing is written then."""
+        job = self.prepare_save(path, force)
+        self.finish_save(job, job.run())
+        return job.path
+
+    # -- recovery ------------------------------------------------------------------------------
+    @property
+    def recovery_path(self) -> Path | None:
+        return recovery_path_for(self.path) if self.path is not None else None
+
+    def _write_recovery(self) -> None:
+        if not self.autosave or self.recovery_path is None:
+            return
+        if not self.dirty:
+            self.discard_recovery()
+            return
+        payload = {
+            "version": RECOVERY_VERSION,
+            "annotation_path": str(self.path),
+            "slide": self.slide_name,
+            "saved_at": time.time(),
+            "labels": self.changes(),
+        }
+        target = self.recovery_path
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".recovery.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+                json.dump(payload, handle, ensure_ascii=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def discard_recovery(self) -> None:
+        if self.recovery_path is not None:
+            self.recovery_path.unlink(missing_ok=True)
+
+    def find_recovery(self) -> Recovery | None:
+        """Unsaved edits left by an earlier session for this annotation path, if any."""
+        path = self.recovery_path
+        if path is None or not path.exists():
+            return None
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            labels = {str(k): (None if v is None else str(v)) for k, v in payload["labels"].items()}
+            return Recovery(path, payload["annotation_path"], payload.get("slide", ""), float(payload["saved_at"]), labels)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # unreadable: leave it for a human, do not offer garbage
+
+    def apply_recovery(self, recovery: Recovery) -> int:
+        """Re-apply recovered edits as undoable steps (one per label); returns spots changed.
+
+        Spots of the recovery that are not on the slide are skipped.
+        """
+        position: dict[str, list[int]] = {}
+        for i, spot in enumerate(self.spot_ids.tolist()):
+            position.setdefault(spot, []).append(i)
+        by_label: dict[str | None, list[int]] = {}
+        for spot, label in recovery.labels.items():
+            for i in position.get(spot, []):
+                by_label.setdefault(parse_label(label) if label is not None else None, []).append(i)
+        changed = 0
+        for label, indices in by_label.items():
+            changed += self.assign(indices, label, description=f"recover {len(indices)} spot(s)")
+        return changed
+
+
+@dataclass
+class SaveJob:
+    """A snapshot of the labels to write; `run()` is safe to call off the GUI thread."""
+
+    table: AnnotationTable
+    path: Path
+    expected: Fingerprint | None
+    check_changed: bool
+    undo_top: _Step | None
+
+    def run(self) -> Fingerprint:
+        return write_annotation(self.table, self.path, expected=self.expected, check_changed=self.check_changed)
+
+
+def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
+    """The label editor of a napari-stimage spots layer (made and bound on first use)."""
+    from .layers import slide_of
+
+    editor = layer.metadata.get(EDITOR_KEY)
+    if editor is not None or not create:
+        return editor
+    slide = slide_of(layer)
+    if slide is None:
+        raise ValueError(f"layer {layer.name!r} is not a napari-stimage spots layer")
+    editor = LabelEditor.from_slide(slide)
+    editor.bind_layer(layer)
+    layer.metadata[EDITOR_KEY] = editor
+    return editor

@@ -1,0 +1,260 @@
+"""Headless rendering of a slide to a PNG: the H&E image, spot discs of their true radius coloured
+exactly as the colour widget colours them (same `coloring` functions), and a colorbar or legend.
+
+    napari-stimage render SLIDE_FILE --out figure.png --gene ERBB2 --colormap magma --width 1600
+    napari-stimage render SLIDE_FILE --out labels.png --label
+    napari-stimage render SLIDE_FILE --out score.png --gene "CD3E,MS4A1" --transform log1p_cp10k
+
+No Qt and no screen: numpy + PIL only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import coloring as col
+
+PANEL_WIDTH = 240  # the colorbar / legend panel right of the slide
+BACKGROUND = (255, 255, 255)
+TEXT_COLOR = (20, 20, 20)
+
+
+def _slide_extent(slide) -> tuple[int, int]:
+    """(height, width) in full-resolution pixels: the image's, else the spots' bounding box."""
+    levels = slide.image_levels
+    if levels:
+        return int(levels[0].shape[0]), int(levels[0].shape[1])
+    far = slide.positions + slide.diameters[:, None]
+    return int(np.ceil(far[:, 0].max())) + 1, int(np.ceil(far[:, 1].max())) + 1
+
+
+def render_scale(slide, width: int) -> float:
+    """Output pixels per full-resolution pixel: a point (y, x) lands at pixel (y*s, x*s)."""
+    return width / _slide_extent(slide)[1]
+
+
+def _background(slide, width: int, height: int):
+    from PIL import Image
+
+    levels = slide.image_levels
+    if not levels:
+        return Image.new("RGBA", (width, height), BACKGROUND + (255,))
+    # the smallest pyramid level that still has enough pixels, so huge slides are not read whole
+    level = next((lv for lv in reversed(levels) if lv.shape[1] >= width), levels[0])
+    array = np.asarray(level)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    image = Image.fromarray(np.ascontiguousarray(array[..., :3]).astype(np.uint8), "RGB")
+    return image.resize((width, height), Image.Resampling.LANCZOS).convert("RGBA")
+
+
+def _draw_spots(base, positions: np.ndarray, radii: np.ndarray, rgba: np.ndarray, opacity: float, scale: float):
+    """Discs of the true radius; spot alpha x opacity is blended over the image like the canvas does."""
+    from PIL import Image, ImageDraw
+
+    overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    colors = np.clip(np.round(rgba * 255), 0, 255).astype(np.uint8)
+    colors[:, 3] = np.round(colors[:, 3] * opacity).astype(np.uint8)
+    # napari puts pixel centres at integer coordinates; PIL pixel k spans [k, k+1)
+    centres = (positions + 0.5) * scale
+    r = radii * scale
+    for (cy, cx), radius, color in zip(centres, r, colors):
+        if color[3] == 0:
+            continue
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(int(c) for c in color))
+    return Image.alpha_composite(base, overlay)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _colorbar_panel(height: int, coloring: col.GeneColoring, limits: tuple[float, float]):
+    from PIL import Image, ImageDraw
+
+    panel = Image.new("RGBA", (PANEL_WIDTH, height), BACKGROUND + (255,))
+    draw = ImageDraw.Draw(panel)
+    title_font, tick_font = _font(14), _font(12)
+    draw.text((12, 10), _wrap(coloring.title, 28), fill=TEXT_COLOR, font=title_font)
+    top, bar_h = 60, max(60, min(height - 90, 360))
+    ramp = col.colormap_ramp(coloring.colormap, bar_h)[::-1]  # high values at the top
+    bar = np.repeat((ramp[:, None, :3] * 255).astype(np.uint8), 28, axis=1)
+    panel.paste(Image.fromarray(bar, "RGB"), (14, top))
+    draw.rectangle((14, top, 14 + 27, top + bar_h - 1), outline=TEXT_COLOR)
+    lo, hi = limits
+    for tick in col.colorbar_ticks(limits):
+        frac = (tick - lo) / (hi - lo) if hi > lo else 0.0
+        y = top + (bar_h - 1) * (1.0 - frac)
+        draw.line((42, y, 48, y), fill=TEXT_COLOR)
+        draw.text((52, y - 7), col.format_tick(tick), fill=TEXT_COLOR, font=tick_font)
+    if coloring.non_expressing == "grey":
+        y = top + bar_h + 12
+        draw.rectangle((14, y, 41, y + 14), fill=tuple(int(c * 255) for c in col.NON_EXPRESSING_GREY[:3]))
+        draw.text((52, y), "not expressed", fill=TEXT_COLOR, font=tick_font)
+    return panel
+
+
+def _legend_panel(height: int, entries: Sequence[col.LegendEntry], title: str):
+    from PIL import Image, ImageDraw
+
+    panel = Image.new("RGBA", (PANEL_WIDTH, height), BACKGROUND + (255,))
+    draw = ImageDraw.Draw(panel)
+    draw.text((12, 10), title, fill=TEXT_COLOR, font=_font(14))
+    font = _font(12)
+    row = 22
+    for k, entry in enumerate(entries):
+        y = 40 + k * row
+        if y + row > height:
+            draw.text((12, y), f"... {len(entries) - k} more", fill=TEXT_COLOR, font=font)
+            break
+        draw.rectangle((14, y, 30, y + 16), fill=entry.color, outline=TEXT_COLOR)
+        draw.text((38, y + 1), f"{_clip(entry.label, 24)} ({entry.count})", fill=TEXT_COLOR, font=font)
+    return panel
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _wrap(text: str, n: int) -> str:
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > n:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "\n".join(lines[:3])
+
+
+def render_slide(
+    slide,
+    genes: str | Sequence[str] | None = None,
+    *,
+    label: bool = False,
+    label_column: str = "label",
+    colormap: str = "viridis",
+    transform: str = col.DEFAULT_TRANSFORM,
+    contrast_limits: tuple[float, float] | None = None,
+    non_expressing: str = "transparent",
+    opacity: float = 0.9,
+    hidden_labels: Iterable[str] = (),
+    palette: col.LabelPalette | None = None,
+    width: int = 1200,
+    panel: bool = True,
+) -> np.ndarray:
+    """The slide as an (H, W, 3) uint8 RGB array, `width` pixels wide for the slide itself plus
+    a colorbar (gene mode) or legend (label mode) panel on the right when `panel` is true.
+
+    With neither `genes` nor `label`, spots are drawn as plain grey discs.
+    """
+    from PIL import Image
+
+    if genes is not None and label:
+        raise ValueError("colour by genes or by label, not both")
+    full_h, full_w = _slide_extent(slide)
+    scale = width / full_w
+    height = max(1, int(round(full_h * scale)))
+    canvas = _background(slide, width, height)
+
+    side = None
+    visible = np.ones(slide.n_spots, dtype=bool)
+    if genes is not None:
+        genes = col.parse_gene_list(genes) if isinstance(genes, str) else list(genes)
+        coloring = col.GeneColoring(tuple(genes), transform, colormap, contrast_limits, non_expressing)
+        values = coloring.values(slide)
+        coloring = coloring.with_limits(values)
+        rgba = col.gene_colors(values, coloring)
+        side = _colorbar_panel(height, coloring, coloring.contrast_limits) if panel else None
+    elif label:
+        values = slide.features([])[label_column].to_numpy() if label_column != "label" else slide.labels
+        palette = palette or col.LabelPalette()
+        rgba = col.label_colors(values, palette)
+        visible = col.visible_mask(values, hidden_labels)
+        if panel:
+            hidden = set(hidden_labels)
+            entries = [e for e in col.legend_entries(values, palette) if e.label not in hidden]
+            side = _legend_panel(height, entries, label_column)
+    else:
+        rgba = np.tile(col.NON_EXPRESSING_GREY, (slide.n_spots, 1))
+
+    canvas = _draw_spots(
+        canvas, slide.positions[visible], slide.diameters[visible] / 2, rgba[visible], opacity, scale
+    )
+    if side is not None:
+        out = Image.new("RGBA", (canvas.width + side.width, max(canvas.height, side.height)), BACKGROUND + (255,))
+        out.paste(canvas, (0, 0))
+        out.paste(side, (canvas.width, 0))
+        canvas = out
+    return np.asarray(canvas.convert("RGB"))
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "render",
+        help="render a slide (image + coloured spots + colorbar/legend) to a PNG, no screen needed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", help="any file of the slide (image, coord, count or annotation)")
+    p.add_argument("--out", required=True, help="output PNG")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--gene", help="gene name; several (comma separated) colour by their mean (gene-set score)")
+    what.add_argument("--label", action="store_true", help="colour by the pathologist label")
+    p.add_argument("--label-column", default="label", help="categorical spot feature for --label (default: label)")
+    p.add_argument("--hide-label", action="append", default=[], metavar="LABEL",
+                   help=f"leave spots with this label out (repeatable; {col.UNLABELLED!r} for unlabelled)")
+    p.add_argument("--colormap", default="viridis", help="napari colormap name (default viridis)")
+    p.add_argument("--transform", default=col.DEFAULT_TRANSFORM, choices=list(col.TRANSFORMS),
+                   help="value transform (default log1p)")
+    p.add_argument("--clim", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="contrast limits (default: 1st-99th percentile of expressing spots)")
+    p.add_argument("--non-expressing", default="transparent", choices=list(col.NON_EXPRESSING_MODES))
+    p.add_argument("--opacity", type=float, default=0.9)
+    p.add_argument("--width", type=int, default=1200, help="width of the slide in the PNG, pixels")
+    p.add_argument("--no-panel", action="store_true", help="leave out the colorbar / legend")
+    p.set_defaults(func=_cmd_render)
+    return p
+
+
+def _cmd_render(args) -> int:
+    from PIL import Image
+
+    from .slide import load_slide
+
+    slide = load_slide(args.path)
+    try:
+        image = render_slide(
+            slide,
+            args.gene,
+            label=args.label,
+            label_column=args.label_column,
+            colormap=args.colormap,
+            transform=args.transform,
+            contrast_limits=tuple(args.clim) if args.clim else None,
+            non_expressing=args.non_expressing,
+            opacity=args.opacity,
+            hidden_labels=args.hide_label,
+            width=args.width,
+            panel=not args.no_panel,
+        )
+    except KeyError as exc:  # unknown gene / column: a message, not a traceback
+        import sys
+
+        print(f"napari-stimage render: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(args.out)
+    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]})")
+    return 0
