@@ -252,32 +252,22 @@ class LabelEditor:
         after = np.empty(len(idx), dtype=object)
         after[:] = [label] * len(idx)
         text = description or (f"label {len(idx)} spot(s) {label!r}" if label is not None else f"clear {len(idx)} spot(s)")
-        self._apply(_Step(idx, before, after, text), forward=True)
-        self._undo.append(self._undo_step_placeholder if False else _Step(idx, before, after, text))
-        self._push_done()
-        return int(idx.size)
-
-    _undo_step_placeholder = None
-
-    def _push_done(self) -> None:
+        step = _Step(idx, before, after, text)
+        self._labels[idx] = after
+        self._undo.append(step)
         self._redo.clear()
         if len(self._undo) > self.max_undo:
             dropped = self._undo.pop(0)
             if dropped is self._saved_top:
                 self._saved_reachable = False  # the saved state can no longer be reached by undo
         if self._saved_top is not None and self._saved_top not in self._undo:
-            self._saved_reachable = False
-        self._after_edit()
+            self._saved_reachable = False  # the saved state was on the redo stack just discarded
+        self._changed(idx)
+        return int(idx.size)
 
-    def _apply(self, step: _Step, forward: bool) -> None:
-        self._labels[step.indices] = step.after if forward else step.before
-
-    def _after_edit(self) -> None:
+    def _changed(self, indices: np.ndarray | None) -> None:
         self._write_recovery()
-        self._notify(None if False else self._last_indices())
-
-    def _last_indices(self):
-        return self._pending
+        self._notify(indices)
 
     def undo(self) -> bool:
         if not self._undo:
@@ -285,9 +275,7 @@ class LabelEditor:
         step = self._undo.pop()
         self._labels[step.indices] = step.before
         self._redo.append(step)
-        self._pending = step.indices
-        self._write_recovery()
-        self._notify(step.indices)
+        self._changed(step.indices)
         return True
 
     def redo(self) -> bool:
@@ -296,9 +284,7 @@ class LabelEditor:
         step = self._redo.pop()
         self._labels[step.indices] = step.after
         self._undo.append(step)
-        self._pending = step.indices
-        self._write_recovery()
-        self._notify(step.indices)
+        self._changed(step.indices)
         return True
 
     @property
