@@ -61,7 +61,7 @@ def normalise_label(label) -> str | None:
     return label
 
 
-@dataclass
+@dataclass(eq=False)  # steps are compared by identity (the saved marker)
 class _Step:
     indices: np.ndarray  # spots whose label changed
     before: np.ndarray  # object array, their labels before
@@ -258,7 +258,7 @@ class LabelEditor:
         self._redo.clear()
         if len(self._undo) > self.max_undo:
             dropped = self._undo.pop(0)
-            if dropped is self._saved_top:
+            if dropped is self._saved_top or self._saved_top is None:
                 self._saved_reachable = False  # the saved state can no longer be reached by undo
         if self._saved_top is not None and self._saved_top not in self._undo:
             self._saved_reachable = False  # the saved state was on the redo stack just discarded
