@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -82,7 +83,7 @@ class Fingerprint:
         return other is not None and (self.size, self.sha256) == (other.size, other.sha256)
 
 
-@dataclass
+@dataclass(slots=True)  # one per row: 600k of them for a VisiumHD slide
 class AnnotationRow:
     """One record of the file. `cells` hold the raw text of each cell (quotes included).
 
@@ -240,38 +241,47 @@ def _render_row(row: AnnotationRow, style: FileStyle, n_extra: int) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _split_records(text: str, path: Path) -> list[tuple[list[str], list[str], str, str]]:
+_SIMPLE_RECORD = re.compile(r'[^"\r\n]*')  # a record without quotes: split on commas
+_QUOTED_CELL = re.compile(r'"([^"]*(?:""[^"]*)*)"')
+_PLAIN_CELL = re.compile(r"[^,\r\n]*")
+
+
+def _terminator_at(text: str, i: int) -> str:
+    if text.startswith("\r\n", i):
+        return "\r\n"
+    return text[i] if i < len(text) else ""
+
+
+def _split_records(text: str, path: Path | None) -> list[tuple[list[str], list[str], str, str]]:
     """CSV records as (raw cells, values, raw body, terminator); quoted cells may hold newlines."""
     records = []
     i, n = 0, len(text)
     while i < n:
+        simple = _SIMPLE_RECORD.match(text, i)
+        end = simple.end()
+        if end == n or text[end] in "\r\n":  # no quote in this record: the fast path
+            body = text[i:end]
+            cells = body.split(",")
+            terminator = _terminator_at(text, end)
+            records.append((cells, cells, body, terminator))
+            i = end + len(terminator)
+            continue
         start_record = i
         raw_cells, values = [], []
         while True:
             start = i
-            if i < n and text[i] == '"':
-                i += 1
-                pieces = []
-                while True:
-                    j = text.find('"', i)
-                    if j < 0:
-                        line = text.count("\n", 0, start) + 1
-                        raise SlideError(path, f"line {line}: a quoted cell is never closed")
-                    pieces.append(text[i:j])
-                    if text.startswith('""', j):
-                        pieces.append('"')
-                        i = j + 2
-                        continue
-                    i = j + 1
-                    break
-                tail_start = i
-                while i < n and text[i] not in ",\r\n":
-                    i += 1
-                value = "".join(pieces) + text[tail_start:i]  # text after a closing quote: kept as csv does
+            if text.startswith('"', i):
+                quoted = _QUOTED_CELL.match(text, i)
+                if quoted is None:
+                    line = text.count("\n", 0, start) + 1
+                    raise SlideError(path, f"line {line}: a quoted cell is never closed")
+                tail = _PLAIN_CELL.match(text, quoted.end())  # text after a closing quote: kept as csv does
+                value = quoted.group(1).replace('""', '"') + tail.group()
+                i = tail.end()
             else:
-                while i < n and text[i] not in ",\r\n":
-                    i += 1
-                value = text[start:i]
+                plain = _PLAIN_CELL.match(text, i)
+                value = plain.group()
+                i = plain.end()
             raw_cells.append(text[start:i])
             values.append(value)
             if i < n and text[i] == ",":
@@ -279,12 +289,7 @@ def _split_records(text: str, path: Path) -> list[tuple[list[str], list[str], st
                 continue
             break
         body = text[start_record:i]
-        if text.startswith("\r\n", i):
-            terminator = "\r\n"
-        elif i < n:
-            terminator = text[i]
-        else:
-            terminator = ""
+        terminator = _terminator_at(text, i)
         i += len(terminator)
         records.append((raw_cells, values, body, terminator))
     return records

@@ -1,14 +1,50 @@
-"""Where napari-stimage keeps derived files (expression caches, image pyramids, the sample).
+"""Where napari-stimage keeps derived files, and the expression cache stored there.
 
-Set `NAPARI_STIMAGE_CACHE` to move it; the default is the user's cache directory.
+Set `NAPARI_STIMAGE_CACHE` to move the cache; the default is the user's cache directory.
+
+Expression cache, format version 1
+----------------------------------
+One folder per count file: `<cache>/expression-v1/<sha1 of the absolute source path>/` holding
+
+- `meta.json`: `{"format": "napari-stimage-expression", "version": 1, "source": ...,
+  "fingerprint": {"size", "mtime_ns", "head_tail_sha256"}, "shape": [spots, genes], "nnz",
+  "checksums": {file: crc32}}`. It is written last, so a folder without it is incomplete.
+- `indptr.npy` (int64, genes + 1), `indices.npy` (int32 spot rows), `data.npy` (float32):
+  the counts as a CSC matrix, one contiguous run per gene.
+- `spot_ids.npy`, `gene_names.npy` (made unique), `raw_gene_names.npy` (as written): unicode arrays.
+- `total_counts.npy`, `n_genes.npy` (per spot), `log1p_var.npy` (per gene): summaries computed
+  while streaming, so opening a 600,000-bin slide never rescans the matrix.
+
+A cache is used only when its version, the source's fingerprint (size, mtime and a hash of its
+first and last MiB), every file's presence, shape and CRC32 agree; otherwise it is rebuilt.
+Arrays are opened memory-mapped, so re-opening costs little whatever the slide's size.
+
+Building streams the CSV in blocks (`expression.iter_count_blocks`): each block's non-zeros are
+sorted by gene and spilled to disk, then merged gene range by gene range into the CSC files.
+Peak memory is a few blocks plus one merge range, independent of the file size.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import uuid
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 CACHE_ENV = "NAPARI_STIMAGE_CACHE"
+FORMAT_NAME = "napari-stimage-expression"
+FORMAT_VERSION = 1
+_HEAD_TAIL_BYTES = 1 << 20
+_MERGE_BUDGET_NNZ = 24 << 20  # non-zeros merged at once: ~200 MB of indices + data + positions
+_VERIFY_CRC_UP_TO = 1 << 30  # bytes; larger caches are checked by size and structure only
+
+ProgressCallback = Callable[[int, int], None]
 
 
 def cache_dir() -> Path:
@@ -21,3 +57,289 @@ def cache_dir() -> Path:
         path = Path(user_cache_dir("napari-stimage"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def fingerprint(path: str | Path) -> dict:
+    """What identifies a source file's content cheaply: size, mtime and a hash of its ends."""
+    path = Path(path)
+    st = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        digest.update(fh.read(_HEAD_TAIL_BYTES))
+        if st.st_size > _HEAD_TAIL_BYTES:
+            fh.seek(max(st.st_size - _HEAD_TAIL_BYTES, _HEAD_TAIL_BYTES))
+            digest.update(fh.read(_HEAD_TAIL_BYTES))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": digest.hexdigest()}
+
+
+def _source_key(path: Path) -> str:
+    return hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()
+
+
+def expression_cache_path(source: str | Path) -> Path:
+    """The cache folder of a count file (it may not exist yet)."""
+    return cache_dir() / f"expression-v{FORMAT_VERSION}" / _source_key(Path(source))
+
+
+def _crc32_file(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(16 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+_ARRAY_FILES = (
+    "indptr.npy", "indices.npy", "data.npy", "spot_ids.npy", "gene_names.npy",
+    "raw_gene_names.npy", "total_counts.npy", "n_genes.npy", "log1p_var.npy",
+)
+
+
+class CacheInvalid(Exception):
+    """The cache folder is stale, incomplete or corrupt (the message says which)."""
+
+
+def _read_valid_meta(folder: Path, source: Path, check_fingerprint: bool = True) -> dict:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CacheInvalid(f"no readable meta.json ({exc})") from exc
+    if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+        raise CacheInvalid("other format or version")
+    if check_fingerprint and meta.get("fingerprint") != fingerprint(source):
+        raise CacheInvalid("the source file changed")
+    total = 0
+    for name in _ARRAY_FILES:
+        if not (folder / name).is_file():
+            raise CacheInvalid(f"{name} is missing")
+        total += (folder / name).stat().st_size
+    if total <= _VERIFY_CRC_UP_TO:
+        for name, crc in meta.get("checksums", {}).items():
+            if _crc32_file(folder / name) != crc:
+                raise CacheInvalid(f"{name} is corrupt (checksum)")
+    return meta
+
+
+def is_cache_valid(source: str | Path) -> bool:
+    try:
+        _read_valid_meta(expression_cache_path(source), Path(source))
+    except (CacheInvalid, OSError):
+        return False
+    return True
+
+
+def load_cached_expression(source: str | Path):
+    """The cached `Expression` of a count file, or raise `CacheInvalid`."""
+    import scipy.sparse as sp
+
+    from .expression import Expression
+
+    source = Path(source)
+    folder = expression_cache_path(source)
+    meta = _read_valid_meta(folder, source)
+    try:
+        n_spots, n_genes = meta["shape"]
+        nnz = meta["nnz"]
+
+        def load(name, mmap=False):
+            return np.load(folder / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+        indptr = load("indptr.npy")
+        indices = load("indices.npy", mmap=True)
+        data = load("data.npy", mmap=True)
+        spot_ids = load("spot_ids.npy").astype(object)
+        gene_names = load("gene_names.npy").astype(object)
+        raw_gene_names = load("raw_gene_names.npy").astype(object)
+        stats = {name: load(f"{name}.npy") for name in ("total_counts", "n_genes", "log1p_var")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheInvalid(f"unreadable array ({exc})") from exc
+    if (
+        indptr.shape != (n_genes + 1,) or int(indptr[0]) != 0 or int(indptr[-1]) != nnz
+        or indices.shape != (nnz,) or data.shape != (nnz,) or len(spot_ids) != n_spots
+        or len(gene_names) != n_genes or np.any(np.diff(indptr) < 0)
+        or any(len(v) != (n_genes if k == "log1p_var" else n_spots) for k, v in stats.items())
+    ):
+        raise CacheInvalid("arrays do not fit together")
+    matrix = sp.csc_matrix((n_spots, n_genes), dtype=np.float32)
+    # Assign the memory-mapped arrays directly: the constructor would copy or scan them.
+    matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
+    return Expression(
+        spot_ids=spot_ids,
+        gene_names=gene_names,
+        raw_gene_names=raw_gene_names,
+        matrix=matrix,
+        source=source,
+        stats=stats,
+    )
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    np.save(path, array, allow_pickle=False)
+
+
+def build_expression_cache(
+    source: str | Path,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    block_size: int = 16 << 20,
+) -> Path:
+    """Stream a count CSV into its cache folder (see the module doc); returns the folder.
+
+    Raises `expression.Cancelled` when `cancel()` turns True (nothing is left behind) and
+    `SlideError` for a malformed file.
+    """
+    from .errors import SlideError
+    from .expression import iter_count_blocks, make_unique
+
+    source = Path(source)
+    final = expression_cache_path(source)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    work.mkdir()
+    total_bytes = max(source.stat().st_size, 1)
+    source_print = fingerprint(source)
+
+    def parse_progress(done, total):
+        if progress is not None:
+            progress(int(done * 0.95), total)
+
+    try:
+        raw_genes, blocks = iter_count_blocks(source, parse_progress, cancel, block_size)
+        n_genes = len(raw_genes)
+        spot_ids: list[str] = []
+        block_counts: list[np.ndarray] = []  # per block: non-zeros per gene
+        spill_offsets: list[int] = []
+        gene_sum = np.zeros(n_genes, dtype=np.float64)
+        gene_sumsq = np.zeros(n_genes, dtype=np.float64)
+        totals, detected = [], []
+        offset = 0
+        try:
+            with open(work / "spill_indices.bin", "wb") as spill_i, open(work / "spill_data.bin", "wb") as spill_d:
+                for block in blocks:
+                    n_rows = len(block.spot_ids)
+                    spot_ids.extend(block.spot_ids)
+                    local = block.rows - block.first_row
+                    totals.append(np.bincount(local, weights=block.values, minlength=n_rows))
+                    detected.append(np.bincount(local, minlength=n_rows).astype(np.int32))
+                    logged = np.log1p(block.values.astype(np.float64))
+                    gene_sum += np.bincount(block.cols, weights=logged, minlength=n_genes)
+                    gene_sumsq += np.bincount(block.cols, weights=logged**2, minlength=n_genes)
+                    order = np.argsort(block.cols, kind="stable")  # gene-major, rows ascending
+                    block.rows.astype(np.int32)[order].tofile(spill_i)
+                    block.values[order].tofile(spill_d)
+                    counts = np.bincount(block.cols, minlength=n_genes)
+                    block_counts.append(counts.astype(np.uint16 if n_rows < 65536 else np.int32))
+                    spill_offsets.append(offset)
+                    offset += len(order)
+        except OSError as exc:
+            raise SlideError(source, f"cannot read the count file ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise SlideError(source, f"the count file is not UTF-8 text ({exc})") from exc
+        if not spot_ids:
+            raise SlideError(source, "the count file has a header but no spots")
+        if len(spot_ids) >= 2**31:
+            raise SlideError(source, "more than 2^31 spots")
+        n_spots = len(spot_ids)
+        nnz = offset
+
+        gene_nnz = np.zeros(n_genes, dtype=np.int64)
+        for counts in block_counts:
+            gene_nnz += counts
+        indptr = np.zeros(n_genes + 1, dtype=np.int64)
+        np.cumsum(gene_nnz, out=indptr[1:])
+        _merge_spill(work, block_counts, spill_offsets, indptr, cancel)
+        (work / "spill_indices.bin").unlink()
+        (work / "spill_data.bin").unlink()
+
+        mean = gene_sum / n_spots
+        _write_npy(work / "indptr.npy", indptr)
+        _write_npy(work / "spot_ids.npy", np.array(spot_ids, dtype=str))
+        _write_npy(work / "gene_names.npy", np.array(make_unique(raw_genes), dtype=str).reshape(-1))
+        _write_npy(work / "raw_gene_names.npy", np.array(raw_genes, dtype=str).reshape(-1))
+        _write_npy(work / "total_counts.npy", np.concatenate(totals))
+        _write_npy(work / "n_genes.npy", np.concatenate(detected))
+        _write_npy(work / "log1p_var.npy", gene_sumsq / n_spots - mean**2)
+        meta = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "source": str(source.resolve()),
+            "fingerprint": source_print,
+            "shape": [n_spots, n_genes],
+            "nnz": int(nnz),
+            "checksums": {name: _crc32_file(work / name) for name in _ARRAY_FILES},
+        }
+        (work / "meta.json").write_text(json.dumps(meta, indent=1))
+        if fingerprint(source) != source_print:
+            raise SlideError(source, "the count file changed while it was being read")
+        shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.rename(work, final)
+        except OSError:  # another process finished the same cache first: keep theirs
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if progress is not None:
+        progress(total_bytes, total_bytes)
+    return final
+
+
+def _merge_spill(work: Path, block_counts, spill_offsets, indptr: np.ndarray, cancel) -> None:
+    """Gather the gene-sorted block spills into `indices.npy` / `data.npy`, gene range by range."""
+    from .expression import Cancelled
+
+    n_genes = len(indptr) - 1
+    nnz = int(indptr[-1])
+    with open(work / "indices.npy", "wb") as out_i, open(work / "data.npy", "wb") as out_d, \
+            open(work / "spill_indices.bin", "rb") as spill_i, open(work / "spill_data.bin", "rb") as spill_d:
+        np.lib.format.write_array_header_1_0(out_i, {"descr": "<i4", "fortran_order": False, "shape": (nnz,)})
+        np.lib.format.write_array_header_1_0(out_d, {"descr": "<f4", "fortran_order": False, "shape": (nnz,)})
+        g0 = 0
+        while g0 < n_genes:
+            if cancel is not None and cancel():
+                raise Cancelled(str(work))
+            # The largest gene range whose non-zeros fit the budget (at least one gene).
+            g1 = int(np.searchsorted(indptr, indptr[g0] + _MERGE_BUDGET_NNZ, side="right")) - 1
+            g1 = min(max(g1, g0 + 1), n_genes)
+            lo, hi = int(indptr[g0]), int(indptr[g1])
+            out_idx = np.empty(hi - lo, dtype=np.int32)
+            out_val = np.empty(hi - lo, dtype=np.float32)
+            filled = indptr[g0:g1] - lo  # next free slot of each gene in this range
+            for counts, spill_at in zip(block_counts, spill_offsets):
+                counts = counts[:].astype(np.int64)
+                ptr = np.zeros(n_genes + 1, dtype=np.int64)
+                np.cumsum(counts, out=ptr[1:])
+                a, b = int(ptr[g0]), int(ptr[g1])
+                if a == b:
+                    continue
+                spill_i.seek((spill_at + a) * 4)
+                idx = np.fromfile(spill_i, dtype=np.int32, count=b - a)
+                spill_d.seek((spill_at + a) * 4)
+                val = np.fromfile(spill_d, dtype=np.float32, count=b - a)
+                run = counts[g0:g1]
+                dest = np.repeat(filled - (ptr[g0:g1] - a), run) + np.arange(b - a)
+                out_idx[dest] = idx
+                out_val[dest] = val
+                filled = filled + run
+            out_idx.tofile(out_i)
+            out_val.tofile(out_d)
+            g0 = g1
+
+
+def load_expression_cached(
+    source: str | Path,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+):
+    """The `Expression` of a count file through the cache: built on first use or when stale."""
+    try:
+        return load_cached_expression(source)
+    except (CacheInvalid, OSError):
+        pass
+    build_expression_cache(source, progress, cancel)
+    try:
+        return load_cached_expression(source)
+    except CacheInvalid as exc:  # e.g. the source changed again in between
+        from .errors import SlideError
+
+        raise SlideError(source, f"the expression cache could not be used ({exc})") from exc

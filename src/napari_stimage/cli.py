@@ -54,12 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import render
 
     render.add_parser(sub)
-    try:
-        from . import convert
-    except ImportError:  # batch conversion arrives with the cache work
-        convert = None
-    if convert is not None:
-        convert.add_parser(sub)
+    from . import convert
+
+    convert.add_parser(sub)
     return parser
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -179,28 +179,36 @@ class GeneSearch:
 
     Built once per slide (the lower-cased names are computed once); one search over 99,000
     names is a single pass of `str.startswith`/`in`, a few milliseconds.
+    `values_of(name)` gives a gene's per-spot counts, for the candidate's spot count and maximum.
     """
 
-    def __init__(self, gene_names: Sequence[str], n_expressing: Sequence[int] | None = None,
-                 maxima: Sequence[float] | None = None):
+    def __init__(self, gene_names: Sequence[str], values_of: Callable[[str], np.ndarray] | None = None):
         self.names = [str(g) for g in gene_names]
         self._lower = [g.lower() for g in self.names]
-        self._n_expressing = None if n_expressing is None else np.asarray(n_expressing)
-        self._maxima = None if maxima is None else np.asarray(maxima)
-        self._position = {g: i for i, g in enumerate(self._lower)}
+        self._values_of = values_of
+        self._exact = {g: i for i, g in enumerate(self.names)}
+        self._position: dict[str, int] = {}
+        for i, g in enumerate(self._lower):
+            self._position.setdefault(g, i)  # first wins, like Expression.gene_index
+
+    def is_gene(self, text: str) -> bool:
+        """True when `text` names a gene exactly (case-insensitive)."""
+        return text in self._exact or text.strip().lower() in self._position
 
     @classmethod
-    def for_expression(cls, expression) -> GeneSearch:
-        return cls(expression.gene_names, expression.genes_by_spot_count(), expression.gene_maxima())
+    def for_slide(cls, slide) -> GeneSearch:
+        """Counts are taken over the slide's spots (count rows without coordinates left out)."""
+        return cls(slide.expression.gene_names, slide.gene_values)
 
     def search(self, query: str, limit: int = 50) -> list[str]:
         q = query.strip().lower()
         if not q:
             return []
-        exact = [self.names[self._position[q]]] if q in self._position else []
+        exact_i = self._exact.get(query.strip(), self._position.get(q))
+        exact = [self.names[exact_i]] if exact_i is not None else []
         prefix, inner = [], []
-        for name, low in zip(self.names, self._lower):
-            if low == q:
+        for i, (name, low) in enumerate(zip(self.names, self._lower)):
+            if i == exact_i:
                 continue
             if low.startswith(q):
                 prefix.append(name)
@@ -217,10 +225,51 @@ class GeneSearch:
         return hits[0] if hits else None
 
     def candidate(self, name: str) -> GeneCandidate:
-        i = self._position[name.lower()]
-        n = int(self._n_expressing[i]) if self._n_expressing is not None else -1
-        top = float(self._maxima[i]) if self._maxima is not None else float("nan")
-        return GeneCandidate(self.names[i], n, top)
+        i = self._exact[name] if name in self._exact else self._position[name.lower()]
+        if self._values_of is None:
+            return GeneCandidate(self.names[i], -1, float("nan"))
+        values = np.asarray(self._values_of(self.names[i]), dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        return GeneCandidate(self.names[i], int((finite > 0).sum()), float(finite.max()) if finite.size else 0.0)
+
+
+RECENT_GENES_FILE = "recent_genes.json"
+N_RECENT_GENES = 10
+
+
+def load_recent_genes(path: str | Path | None = None) -> list[str]:
+    """Gene entries (one gene or a comma-separated gene set) used last, newest first."""
+    path = Path(path) if path is not None else _cache_file(RECENT_GENES_FILE)
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(g) for g in loaded][:N_RECENT_GENES] if isinstance(loaded, list) else []
+
+
+def remember_recent_gene(entry: str, path: str | Path | None = None) -> list[str]:
+    """Put `entry` first in the recent list (kept across sessions); returns the new list."""
+    path = Path(path) if path is not None else _cache_file(RECENT_GENES_FILE)
+    recent = [entry] + [g for g in load_recent_genes(path) if g != entry]
+    recent = recent[:N_RECENT_GENES]
+    try:
+        _write_json(path, recent)
+    except OSError:
+        pass  # a read-only cache folder must not stop colouring
+    return recent
+
+
+def _cache_file(name: str) -> Path:
+    from .cache import cache_dir
+
+    return cache_dir() / name
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)  # atomic: two napari windows never see half a file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,11 +310,7 @@ class LabelPalette:
     """
 
     def __init__(self, path: str | Path | None = None):
-        if path is None:
-            from .cache import cache_dir
-
-            path = cache_dir() / LABEL_COLORS_FILE
-        self.path = Path(path)
+        self.path = Path(path) if path is not None else _cache_file(LABEL_COLORS_FILE)
         self.overrides: dict[str, str] = {}
         try:
             loaded = json.loads(self.path.read_text())
@@ -288,7 +333,8 @@ class LabelPalette:
                 out[label] = self.overrides[label]
             elif label == UNLABELLED:
                 out[label] = UNLABELLED_COLOR
-        for label in ordered:
+        # collisions are settled in the legend order, so the result does not depend on call order
+        for label in label_categories(ordered):
             if label in out:
                 continue
             start = hashed_palette_index(label)
@@ -311,10 +357,7 @@ class LabelPalette:
             self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.overrides, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        _write_json(self.path, self.overrides)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Qt-free. Everything that changes labels goes through `LabelEditor.assign`:
     >>> editor = editor_for_layer(spots_layer)        # one editor per spots layer, shared
     >>> editor.assign([0, 5, 17], "L3")                # spot indices = rows of the Points layer
     >>> editor.assign(np.arange(600_000), None)        # None clears (unlabelled)
+    >>> editor.assign(mask, "TLS")                     # or a boolean mask with one entry per spot
     >>> editor.undo(); editor.redo()
     >>> editor.save()                                  # annotation format, atomic, changed-on-disk check
 
@@ -211,6 +212,8 @@ class LabelEditor:
 
         def update_layer(indices):
             features = layer.features
+            if len(features) != len(self.spot_ids):
+                return  # points were added/removed by hand: the editor, not the layer, holds the labels
             if indices is None or "label" not in features.columns or features["label"].dtype != object:
                 features["label"] = self.labels_for_layer()
             else:
@@ -226,7 +229,12 @@ class LabelEditor:
 
     # -- editing -------------------------------------------------------------------------------
     def _expand(self, spot_indices) -> np.ndarray:
-        idx = np.unique(np.asarray(spot_indices, dtype=np.int64).ravel())
+        raw = np.asarray(spot_indices if not isinstance(spot_indices, (set, frozenset)) else sorted(spot_indices))
+        if raw.dtype == bool:  # a mask over all spots (e.g. from a raster of bins)
+            if raw.shape != self._labels.shape:
+                raise IndexError(f"a boolean mask must have one entry per spot ({len(self._labels)})")
+            raw = np.flatnonzero(raw)
+        idx = np.unique(raw.astype(np.int64).ravel())
         if idx.size and (idx[0] < 0 or idx[-1] >= len(self._labels)):
             raise IndexError(f"spot indices must be in 0..{len(self._labels) - 1}")
         if self._same_id is not None and idx.size:
@@ -308,8 +316,11 @@ class LabelEditor:
             raise ValueError("no annotation path to save to")
         same_file = self.path is not None and target.resolve() == self.path.resolve()
         top = self._undo[-1] if self._undo else None
+        changes = self.changes()
         return SaveJob(
-            table=self.render_table(),
+            table=self.table,
+            changes=changes,
+            append_order=[s for s in self.spot_ids.tolist() if s in changes],
             path=target,
             expected=self.fingerprint if same_file else None,
             check_changed=not force,
@@ -318,6 +329,8 @@ class LabelEditor:
 
     def finish_save(self, job: SaveJob, fingerprint: Fingerprint) -> None:
         """Record a finished save: not dirty anymore (unless edited meanwhile), path follows save-as."""
+        if self.path is not None and job.path.resolve() != self.path.resolve():
+            self.discard_recovery()  # the edits now live in the saved file; recovery follows the new path
         self.path = job.path
         self.fingerprint = fingerprint
         self._saved_top = job.undo_top
@@ -402,18 +415,25 @@ class LabelEditor:
 class SaveJob:
     """A snapshot of the labels to write; `run()` is safe to call off the GUI thread."""
 
-    table: AnnotationTable
+    table: AnnotationTable  # as loaded; never mutated, so run() can read it from another thread
+    changes: dict[str, str | None]
+    append_order: list[str]
     path: Path
     expected: Fingerprint | None
     check_changed: bool
     undo_top: _Step | None
 
     def run(self) -> Fingerprint:
-        return write_annotation(self.table, self.path, expected=self.expected, check_changed=self.check_changed)
+        table = self.table.with_labels(self.changes, append_order=self.append_order)
+        return write_annotation(table, self.path, expected=self.expected, check_changed=self.check_changed)
 
 
 def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
-    """The label editor of a napari-stimage spots layer (made and bound on first use)."""
+    """The label editor kept in `layer.metadata["stimage_label_editor"]` (made on first use).
+
+    A spots Points layer is bound as a view. To share one editor between layers of a slide,
+    put the same editor in each layer's metadata under `EDITOR_KEY`.
+    """
     from .layers import slide_of
 
     editor = layer.metadata.get(EDITOR_KEY)
@@ -423,6 +443,8 @@ def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
     if slide is None:
         raise ValueError(f"layer {layer.name!r} is not a napari-stimage spots layer")
     editor = LabelEditor.from_slide(slide)
-    editor.bind_layer(layer)
+    features = getattr(layer, "features", None)
+    if features is not None and len(features) == slide.n_spots:
+        editor.bind_layer(layer)  # a spots Points layer; other layers (bin rasters) add their own view
     layer.metadata[EDITOR_KEY] = editor
     return editor

@@ -62,6 +62,9 @@ class Expression:
     matrix: sp.csc_matrix
     raw_gene_names: np.ndarray | None = None
     source: Path | None = None
+    # Per-spot/per-gene summaries computed while streaming (the cache stores them), so that
+    # opening a 600k-bin slide never scans its whole matrix: total_counts, n_genes, log1p_var.
+    stats: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _gene_lookup: dict[str, int] = field(default_factory=dict, repr=False)
     _gene_lookup_lower: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -101,10 +104,16 @@ class Expression:
         return out
 
     def total_counts(self) -> np.ndarray:
-        return np.asarray(self.matrix.sum(axis=1)).ravel().astype(np.float64)
+        if "total_counts" in self.stats:
+            return np.asarray(self.stats["total_counts"], dtype=np.float64)
+        m = self.matrix
+        return np.bincount(m.indices, weights=m.data, minlength=m.shape[0]).astype(np.float64)
 
     def n_genes_detected(self) -> np.ndarray:
-        return np.diff(self.matrix.tocsr().indptr).astype(np.int64)
+        if "n_genes" in self.stats:
+            return np.asarray(self.stats["n_genes"], dtype=np.int64)
+        m = self.matrix
+        return np.bincount(m.indices[m.data != 0], minlength=m.shape[0]).astype(np.int64)
 
     def genes_by_spot_count(self) -> np.ndarray:
         """How many spots express each gene (non-zero count), per gene."""
@@ -118,19 +127,24 @@ class Expression:
             out[nz] = np.maximum.reduceat(m.data, m.indptr[:-1][nz])
         return out
 
+    def log1p_variance(self) -> np.ndarray:
+        """Per gene, the variance over spots of log1p(count)."""
+        if "log1p_var" in self.stats:
+            return np.asarray(self.stats["log1p_var"], dtype=np.float64)
+        m = self.matrix
+        logged = np.log1p(np.asarray(m.data, dtype=np.float64))
+        cols = np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
+        n = max(m.shape[0], 1)
+        mean = np.bincount(cols, weights=logged, minlength=m.shape[1]) / n
+        return np.bincount(cols, weights=logged**2, minlength=m.shape[1]) / n - mean**2
+
     def top_variable_genes(self, n: int = 50) -> list[str]:
         """The `n` genes with the highest variance of log1p counts, most variable first."""
-        m = self.matrix
-        if m.shape[1] == 0 or m.shape[0] == 0:
+        if self.n_genes == 0 or self.n_spots == 0:
             return []
-        logged = m.copy()
-        logged.data = np.log1p(logged.data)
-        mean = np.asarray(logged.mean(axis=0)).ravel()
-        sq = logged.copy()
-        sq.data **= 2
-        var = np.asarray(sq.mean(axis=0)).ravel() - mean**2
-        order = np.argsort(-var, kind="stable")[: min(n, m.shape[1])]
-        return [str(self.gene_names[j]) for j in order if var[j] > 0]
+        var = self.log1p_variance()
+        order = np.argsort(-var, kind="stable")[: min(n, self.n_genes)]
+        return [str(self.gene_names[j]) for j in order if var[j] > 1e-12]
 
 
 def read_count_header(path: str | Path) -> tuple[str, list[str]]:
@@ -179,7 +193,128 @@ def _parse_odd_field(text: bytes) -> float | None:
     return None if np.isnan(value) else value
 
 
-def _parse_lines(
+def _parse_lines(path: Path, data: bytes, n_genes: int, first_row: int, first_line_no: int) -> CountBlock:
+    """Parse whole lines: the fast path for files as the dataset writes them, else the exact one."""
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    block = _parse_lines_fast(data, n_genes, first_row)
+    if block is None:
+        block = _parse_lines_exact(path, data, n_genes, first_row, first_line_no)
+    return block
+
+
+_FIELD_WINDOW = 10  # bytes looked at from the start of a non-zero cell (`1234567.0,`)
+_ALLOWED_IN_COUNTS = b"0123456789.,\n"
+
+
+def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock | None:
+    """The dataset's own layout, where every zero cell is exactly `0.0` and counts are `N.0`.
+
+    Only the bytes of non-zero cells are looked at one by one: the column of a non-zero cell
+    follows from the byte distance to the previous one (each zero cell is 4 bytes, `0.0,`).
+    Every assumption is checked (characters, commas and dots per line, gap sizes); on any
+    surprise this returns None and the exact tokenizer handles the block.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newline_at = np.flatnonzero(buf == _NEWLINE)
+    n_lines = len(newline_at)
+    line_start = np.empty(n_lines, dtype=np.int64)
+    line_start[0] = 0
+    line_start[1:] = newline_at[:-1] + 1
+    spot_ids: list[str] = []
+    id_end = np.empty(n_lines, dtype=np.int64)
+    leftover_in_ids = []
+    for k, (a, b) in enumerate(zip(line_start.tolist(), newline_at.tolist())):
+        line = data[a:b]
+        comma = line.find(b",")
+        if comma <= 0 or line.count(b",") != n_genes:
+            return None
+        spot_id = line[:comma]
+        if b'"' in spot_id or line.count(b".") - spot_id.count(b".") != n_genes:
+            return None
+        id_end[k] = a + comma
+        spot_ids.append(spot_id.decode("utf-8"))
+        leftover_in_ids.append(spot_id.translate(None, _ALLOWED_IN_COUNTS))
+    if data.translate(None, _ALLOWED_IN_COUNTS) != b"".join(leftover_in_ids):
+        return None  # letters, signs or spaces outside the ids: let the exact path judge them
+
+    # Candidate non-zero cells: a 1-9 digit right after a comma, outside the id cells.
+    digit_at = np.flatnonzero((buf - np.uint8(49)) < np.uint8(9))
+    line_of_digit = np.searchsorted(newline_at, digit_at)
+    digit_at = digit_at[digit_at > id_end[line_of_digit]]
+    is_start = buf[digit_at - 1] == _COMMA
+    starts = digit_at[is_start]
+    line_of = np.searchsorted(newline_at, starts)
+
+    # Decode `N` or `N.0` inside a fixed window after each start, one byte column at a time.
+    n = len(starts)
+    last = len(buf) - 1
+    width = np.full(n, -1, dtype=np.int64)  # cell length = offset of the closing separator
+    for k in range(_FIELD_WINDOW):
+        c = buf[np.minimum(starts + k, last)]
+        width[(width < 0) & ((c == _COMMA) | (c == _NEWLINE))] = k
+    if (width < 0).any():
+        return None
+    ends = starts + width
+    dot_zero = (width >= 3) & (buf[ends - 1] == _ZERO) & (buf[ends - 2] == _DOT)
+    int_width = np.where(dot_zero, width - 2, width)
+    if (int_width > _MAX_FAST_DIGITS).any():
+        return None
+    values = np.zeros(n, dtype=np.int64)
+    for k in range(_MAX_FAST_DIGITS):
+        active = k < int_width
+        if not active.any():
+            break
+        d = buf[np.minimum(starts + k, last)].astype(np.int64) - _ZERO
+        if ((d[active] < 0) | (d[active] > 9)).any():
+            return None  # decimals (`2.5`), exponents: the exact path parses them
+        values = np.where(active, values * 10 + d, values)
+    values = values.astype(np.float32)
+
+    # Every 1-9 digit must sit inside one of the decoded cells (else a cell like `0.5` exists).
+    owner = np.searchsorted(starts, digit_at, side="right") - 1
+    if len(digit_at) and ((owner < 0).any() or (digit_at >= ends[np.maximum(owner, 0)]).any()):
+        return None
+
+    # Column from byte gaps: between cells only `0.0,` (4 bytes each) may occur.
+    prev_end = np.empty(len(starts), dtype=np.int64)
+    if len(starts):
+        prev_end[1:] = ends[:-1]
+        first_in_line = np.ones(len(starts), dtype=bool)
+        first_in_line[1:] = line_of[1:] != line_of[:-1]
+        prev_end[first_in_line] = id_end[line_of[first_in_line]]
+        gap = starts - prev_end - 1
+        if (gap % 4).any():
+            return None
+        step = gap // 4 + 1
+        running = np.cumsum(step)
+        line_base = np.zeros(len(starts), dtype=np.int64)
+        group_start = np.flatnonzero(first_in_line)
+        base_values = np.concatenate([[0], running[group_start[1:] - 1]])
+        line_base = np.repeat(base_values, np.diff(np.append(group_start, len(starts))))
+        cols = running - line_base - 1
+        # Trailing zeros after the last non-zero cell of each line must fill it up to n_genes.
+        last_in_line = np.ones(len(starts), dtype=bool)
+        last_in_line[:-1] = line_of[1:] != line_of[:-1]
+        tail = newline_at[line_of[last_in_line]] - ends[last_in_line]
+        if (tail % 4).any() or not np.array_equal(cols[last_in_line] + 1 + tail // 4, np.full(last_in_line.sum(), n_genes)):
+            return None
+    else:
+        cols = np.zeros(0, dtype=np.int64)
+    empty_lines = np.setdiff1d(np.arange(n_lines), line_of)
+    if len(empty_lines) and not np.all(newline_at[empty_lines] - id_end[empty_lines] == 4 * n_genes):
+        return None
+    if (cols >= n_genes).any():
+        return None
+    keep = values != 0
+    return CountBlock(
+        first_row, spot_ids, (line_of + first_row)[keep], cols[keep].astype(np.int32), values[keep]
+    )
+
+
+def _parse_lines_exact(
     path: Path, data: bytes, n_genes: int, first_row: int, first_line_no: int
 ) -> CountBlock:
     """Tokenise whole lines of a count file with numpy: find separators, decode only non-zeros.
@@ -188,6 +323,12 @@ def _parse_lines(
     counts (`3`, `12.0`) are decoded digit by digit in bulk; anything else (`2.5`, `1e3`) goes
     through `float()` one by one, which is rare in real count files.
     """
+    if b"\n\n" in data or data.startswith(b"\n"):
+        # Blank lines carry no spot (pandas skips them too); error line numbers may then be
+        # off by the number of blank lines skipped before them.
+        data = b"\n".join(line for line in data.split(b"\n") if line.strip()) + b"\n"
+        if data == b"\n":
+            return CountBlock(first_row, [], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     if not data.endswith(b"\n"):

@@ -51,12 +51,21 @@ def spots_layer_data(slide: Slide) -> tuple:
 
 
 def slide_layer_data(slide: Slide) -> list[tuple]:
-    """Image (when the slide has one) then spots, as napari layer-data tuples."""
+    """Image (when the slide has one) then spots, as napari layer-data tuples.
+
+    Dense bin grids (VisiumHD) get raster layers instead of Points: see `bins.py`.
+    """
+    from .bins import bin_grid, bin_layer_data
+
     layers = []
     image = image_layer_data(slide)
     if image is not None:
         layers.append(image)
-    layers.append(spots_layer_data(slide))
+    grid = bin_grid(slide)
+    if grid is not None:
+        layers.extend(bin_layer_data(slide, grid))
+    else:
+        layers.append(spots_layer_data(slide))
     return layers
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .annotation import AnnotationTable, read_annotation
 from .errors import SlideError
-from .expression import Expression, read_count_csv
+from .expression import Expression
 from .layout import SlidePaths, resolve_slide
 
 ProgressCallback = Callable[[int, int], None]
@@ -96,8 +96,13 @@ def read_coords(path: str | Path) -> pd.DataFrame:
 
 
 def load_expression(path: Path, progress: ProgressCallback | None = None) -> Expression:
-    """The expression of a count file (the single place slides get their counts from)."""
-    return read_count_csv(path, progress=progress)
+    """The expression of a count file (the single place slides get their counts from).
+
+    Goes through the on-disk cache (`cache.py`): parsed once, memory-mapped on later opens.
+    """
+    from .cache import load_expression_cached
+
+    return load_expression_cached(path, progress=progress)
 
 
 @dataclass

@@ -1,0 +1,554 @@
+"""Dock widget: colour a slide's spots by a gene / gene-set score or by a categorical label.
+
+A thin view over `coloring.py` (which `napari-stimage render` uses too). Switching genes only
+sets the layer's face colours; the layer is never rebuilt.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
+
+from . import coloring as col
+from .layers import slide_of
+
+STATE_KEY = "stimage_coloring"
+VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
+GENE_COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "fire", "gray", "red", "blue", "PiYG")
+
+
+@dataclass
+class LayerColorState:
+    """What one spots layer is coloured by; kept in the layer's metadata so each slide remembers."""
+
+    mode: str | None = None  # "gene", "label" or None (untouched)
+    gene: col.GeneColoring | None = None
+    label_column: str = "label"
+    hidden_labels: set[str] = field(default_factory=set)
+
+
+class ColorWidget(QWidget):
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.layer = None
+        self.palette = col.LabelPalette()
+        self.recent_genes: list[str] = col.load_recent_genes()
+        self._searches: dict[int, tuple[weakref.ref, col.GeneSearch]] = {}
+        self._values: np.ndarray | None = None  # transformed values of the current gene coloring
+        self._syncing = False  # True while the UI is being filled from state (no re-colouring)
+        self.legend_rows: dict[str, tuple[QPushButton, QCheckBox, QToolButton]] = {}
+        self._build_ui()
+        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self._on_layers_changed()
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self):
+        layout = QVBoxLayout(self)
+        self.slide_label = QLabel("Select a slide's spots layer")
+        self.slide_label.setWordWrap(True)
+        layout.addWidget(self.slide_label)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_gene_page(), "Gene")
+        self.tabs.addTab(self._build_label_page(), "Label")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        layout.addWidget(self.tabs)
+
+    def _build_gene_page(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.gene_edit = QLineEdit()
+        self.gene_edit.setPlaceholderText("gene, or several for a mean score; Enter applies")
+        self.gene_edit.textEdited.connect(self._update_candidates)
+        self.gene_edit.returnPressed.connect(self.apply_gene_text)
+        self.gene_edit.installEventFilter(self)  # Up/Down walk the candidates while typing
+        form.addRow("Gene", self.gene_edit)
+        self.candidates = QListWidget()
+        self.candidates.setMaximumHeight(110)
+        self.candidates.currentItemChanged.connect(self._show_candidate)
+        self.candidates.itemActivated.connect(self._candidate_activated)
+        form.addRow(self.candidates)
+        self.candidate_info = QLabel("")
+        self.candidate_info.setWordWrap(True)
+        form.addRow(self.candidate_info)
+        self.recent_combo = QComboBox()
+        self.recent_combo.setPlaceholderText("recent genes")
+        self.recent_combo.activated.connect(lambda i: self.apply_genes(col.parse_gene_list(self.recent_combo.itemText(i))))
+        form.addRow("Recent", self.recent_combo)
+        self._fill_recent()
+        self.transform_combo = QComboBox()
+        for key, text in col.TRANSFORMS.items():
+            self.transform_combo.addItem(text, key)
+        self.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index(col.DEFAULT_TRANSFORM))
+        self.transform_combo.currentIndexChanged.connect(lambda _: self._settings_changed(autoscale=True))
+        form.addRow("Transform", self.transform_combo)
+        self.colormap_combo = QComboBox()
+        self.colormap_combo.addItems(GENE_COLORMAPS)
+        self.colormap_combo.currentIndexChanged.connect(lambda _: self._settings_changed())
+        form.addRow("Colormap", self.colormap_combo)
+        self.range_slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
+        self.range_slider.setDecimals(2)
+        self.range_slider.valueChanged.connect(lambda _: self._settings_changed())
+        self.autoscale_button = QPushButton("Autoscale (1–99%)")
+        self.autoscale_button.setToolTip("1st–99th percentile of the spots that express it")
+        self.autoscale_button.clicked.connect(lambda: self._settings_changed(autoscale=True))
+        form.addRow("Range", self.range_slider)
+        form.addRow(self.autoscale_button)
+        self.non_expressing_combo = QComboBox()
+        self.non_expressing_combo.addItems(col.NON_EXPRESSING_MODES)
+        self.non_expressing_combo.currentIndexChanged.connect(lambda _: self._settings_changed())
+        form.addRow("Not expressing", self.non_expressing_combo)
+        self.opacity_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0.0, 1.0)
+        self.opacity_slider.setValue(0.9)
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        form.addRow("Opacity", self.opacity_slider)
+        self.colorbar_check = QCheckBox("Colorbar on canvas")
+        self.colorbar_check.setChecked(True)
+        self.colorbar_check.toggled.connect(lambda _: self._show_colorbar())
+        form.addRow(self.colorbar_check)
+        return page
+
+    def _build_label_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Colour by"))
+        self.column_combo = QComboBox()
+        self.column_combo.activated.connect(lambda _: self._on_label_column())
+        row.addWidget(self.column_combo, 1)
+        layout.addLayout(row)
+        self.legend_box = QWidget()
+        self.legend_layout = QVBoxLayout(self.legend_box)
+        self.legend_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.legend_box)
+        layout.addWidget(scroll, 1)
+        self.show_all_button = QPushButton("Show all")
+        self.show_all_button.clicked.connect(self.show_all_labels)
+        layout.addWidget(self.show_all_button)
+        hint = QLabel("Click a swatch to change its colour, a label to hide/show its spots.")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        return page
+
+    def eventFilter(self, obj, event):
+        from qtpy.QtCore import QEvent
+
+        if obj is self.gene_edit and event.type() == QEvent.Type.KeyPress:
+            step = {Qt.Key.Key_Down: 1, Qt.Key.Key_Up: -1}.get(event.key())
+            if step and self.candidates.count():
+                row = min(max(self.candidates.currentRow() + step, 0), self.candidates.count() - 1)
+                self.candidates.setCurrentRow(row)
+                return True
+        return super().eventFilter(obj, event)
+
+    # ------------------------------------------------------------------ which layer
+    def _is_spots(self, layer) -> bool:
+        from napari.layers import Points
+
+        return isinstance(layer, Points) and slide_of(layer) is not None
+
+    def _on_layers_changed(self, event=None):
+        if self.layer is not None and self.layer not in self.viewer.layers:
+            self._set_layer(None)
+        active = self.viewer.layers.selection.active
+        if self._is_spots(active):
+            self._set_layer(active)
+        elif self.layer is None:
+            spots = [layer for layer in self.viewer.layers if self._is_spots(layer)]
+            if spots:
+                self._set_layer(spots[-1])
+
+    def _on_active_layer(self, event=None):
+        active = self.viewer.layers.selection.active
+        if self._is_spots(active) and getattr(active, "__wrapped__", active) is not self.layer:
+            self._set_layer(active)
+
+    def _set_layer(self, layer):
+        # napari gives plugins per-access proxies of its layers; keep the layer itself so that
+        # "is this the layer I follow" is an identity check
+        layer = getattr(layer, "__wrapped__", layer)
+        if self.layer is not None:
+            self.layer.events.features.disconnect(self._on_features_changed)
+            # one colorbar on the canvas: the title overlay only describes the followed layer
+            self.layer.face_colorbar.visible = False
+        self.layer = layer
+        self._values = None
+        if layer is None:
+            self.slide_label.setText("Select a slide's spots layer")
+            return
+        layer.events.features.connect(self._on_features_changed)
+        self.slide_label.setText(f"Slide: {slide_of(layer).name}")
+        self._sync_ui_from_state()
+
+    def state(self) -> LayerColorState | None:
+        if self.layer is None:
+            return None
+        return self.layer.metadata.setdefault(STATE_KEY, LayerColorState())
+
+    def _sync_ui_from_state(self):
+        state = self.state()
+        self._syncing = True
+        try:
+            self.opacity_slider.setValue(float(self.layer.opacity))
+            self._fill_label_columns()
+            if state.gene is None:
+                self.gene_edit.clear()
+                self.candidates.clear()
+                self.candidate_info.clear()
+            else:
+                g = state.gene
+                self.gene_edit.setText(", ".join(g.genes))
+                self.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index(g.transform))
+                self.colormap_combo.setCurrentText(g.colormap)
+                self.non_expressing_combo.setCurrentText(g.non_expressing)
+                self._values = self._per_point(g)
+                self._set_slider(g.contrast_limits)
+            if state.mode == "label":
+                self.tabs.setCurrentIndex(1)
+            elif state.mode == "gene":
+                self.tabs.setCurrentIndex(0)
+            self._rebuild_legend()  # never leave the previous slide's legend on show
+        finally:
+            self._syncing = False
+        self._show_colorbar()
+
+    # ------------------------------------------------------------------ gene search
+    def gene_search(self) -> col.GeneSearch | None:
+        slide = slide_of(self.layer) if self.layer is not None else None
+        if slide is None or slide.expression is None:
+            return None
+        cached = self._searches.get(id(slide))
+        if cached is None or cached[0]() is not slide:  # ids are reused once a slide is gone
+            cached = (weakref.ref(slide), col.GeneSearch.for_slide(slide))
+            self._searches[id(slide)] = cached
+        return cached[1]
+
+    def _update_candidates(self, text: str):
+        search = self.gene_search()
+        self.candidates.clear()
+        tokens = col.parse_gene_list(text)
+        if search is None:
+            self.candidate_info.setText("this slide has no count file" if self.layer is not None else "")
+            return
+        if not tokens or text.endswith((",", ";", " ")):  # starting the next gene
+            self.candidate_info.setText("")
+            return
+        for name in search.search(tokens[-1]):
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            self.candidates.addItem(item)
+        if self.candidates.count():
+            self.candidates.setCurrentRow(0)
+        else:
+            self.candidate_info.setText(f"no gene matches {tokens[-1]!r}")
+
+    def _show_candidate(self, item, _previous=None):
+        search = self.gene_search()
+        if item is None or search is None:
+            return
+        c = search.candidate(item.text())
+        self.candidate_info.setText(f"{c.name}: expressed in {c.n_expressing} spots, max {c.maximum:g}")
+
+    def _candidate_activated(self, item):
+        tokens = col.parse_gene_list(self.gene_edit.text())[:-1] + [item.text()]
+        self.gene_edit.setText(", ".join(tokens))
+        self.apply_gene_text()
+
+    def apply_gene_text(self):
+        """Enter in the picker: each typed name resolves to the exact gene, else the best match
+        (the highlighted candidate for the last one)."""
+        search = self.gene_search()
+        tokens = col.parse_gene_list(self.gene_edit.text())
+        if search is None or not tokens:
+            return
+        genes = []
+        for k, token in enumerate(tokens):
+            exact = search.is_gene(token)
+            current = self.candidates.currentItem()
+            if not exact and k == len(tokens) - 1 and current is not None and token.lower() in current.text().lower():
+                genes.append(current.text())
+                continue
+            resolved = search.resolve(token)
+            if resolved is None:
+                self.candidate_info.setText(f"no gene matches {token!r}")
+                return
+            genes.append(resolved)
+        self.apply_genes(genes)
+
+    def apply_genes(self, genes: list[str]):
+        """Colour the current layer by one gene or the mean score of several."""
+        if self.layer is None or not genes:
+            return
+        state = self.state()
+        state.gene = col.GeneColoring(
+            genes=tuple(genes),
+            transform=self.transform_combo.currentData(),
+            colormap=self.colormap_combo.currentText(),
+            contrast_limits=None,
+            non_expressing=self.non_expressing_combo.currentText(),
+        )
+        self._values = self._per_point(state.gene)
+        state.gene = state.gene.with_limits(self._values)
+        self._remember_recent(", ".join(genes))
+        self._syncing = True
+        try:
+            self.gene_edit.setText(", ".join(genes))
+            self._set_slider(state.gene.contrast_limits)
+            if self.tabs.currentIndex() != 0:
+                self.tabs.setCurrentIndex(0)
+        finally:
+            self._syncing = False
+        self._color_by_gene()
+
+    def _per_point(self, coloring: col.GeneColoring) -> np.ndarray:
+        """The coloring's values per point of the layer (NaN for points that are not spots).
+
+        Points follow the slide's spot order until someone adds or deletes points; then they
+        are matched by spot id rather than by position.
+        """
+        slide = slide_of(self.layer)
+        values = coloring.values(slide)
+        n_points = len(self.layer.data)
+        ids = self.layer.features["spot_id"] if "spot_id" in self.layer.features else None
+        if n_points == slide.n_spots and (ids is None or np.array_equal(ids.to_numpy(), slide.spots["spot_id"].to_numpy())):
+            return values
+        import pandas as pd
+
+        by_id = pd.Series(values, index=slide.spots["spot_id"].to_numpy())
+        by_id = by_id[~by_id.index.duplicated()]
+        if ids is None:
+            return np.full(n_points, np.nan)
+        return by_id.reindex(ids.to_numpy()).to_numpy(np.float64)
+
+    def _remember_recent(self, entry: str):
+        self.recent_genes = col.remember_recent_gene(entry)
+        self._fill_recent()
+
+    def _fill_recent(self):
+        self.recent_combo.blockSignals(True)
+        self.recent_combo.clear()
+        self.recent_combo.addItems(self.recent_genes)
+        self.recent_combo.setCurrentIndex(-1)
+        self.recent_combo.blockSignals(False)
+
+    def _set_slider(self, limits):
+        finite = self._values[np.isfinite(self._values)] if self._values is not None else np.array([])
+        top = float(finite.max()) if finite.size else 1.0
+        lo, hi = limits
+        self.range_slider.setRange(min(0.0, float(lo)), max(top, float(hi), 1e-6))
+        self.range_slider.setValue((float(lo), float(hi)))
+
+    def _settings_changed(self, autoscale: bool = False):
+        """Transform / colormap / range / non-expressing changed: recolour, never rebuild."""
+        if self._syncing or self.layer is None or self.state().gene is None:
+            return
+        state = self.state()
+        transform = self.transform_combo.currentData()
+        if transform != state.gene.transform:
+            autoscale = True
+        new = replace(
+            state.gene,
+            transform=transform,
+            colormap=self.colormap_combo.currentText(),
+            non_expressing=self.non_expressing_combo.currentText(),
+            contrast_limits=None if autoscale else tuple(float(v) for v in self.range_slider.value()),
+        )
+        if self._values is None or transform != state.gene.transform:
+            self._values = self._per_point(new)
+        state.gene = new.with_limits(self._values)
+        if autoscale:
+            self._syncing = True
+            try:
+                self._set_slider(state.gene.contrast_limits)
+            finally:
+                self._syncing = False
+        self._color_by_gene()
+
+    def _color_by_gene(self):
+        layer, state = self.layer, self.state()
+        state.mode = "gene"
+        rgba = col.gene_colors(self._values, state.gene)
+        if not layer.shown.all():  # a label was hidden; setting shown costs a full refresh
+            layer.shown = np.ones(len(layer.data), dtype=bool)
+        layer.face_color = rgba
+        # napari's own face colorbar reads the colormap and limits even with direct colours
+        if layer.face_colormap.name != state.gene.colormap:  # each set rebuilds the bar texture
+            layer.face_colormap = state.gene.colormap
+        layer.face_contrast_limits = state.gene.contrast_limits
+        self._set_value_column(self._values)
+        self._show_colorbar()
+
+    def _show_colorbar(self):
+        if self.layer is None:
+            return
+        state = self.state()
+        show = state.mode == "gene" and state.gene is not None and self.colorbar_check.isChecked()
+        self.layer.face_colorbar.visible = show
+        # napari's colorbar has no title; the canvas text overlay names gene and transform
+        # (napari tiles canvas overlays that share a corner, so the title sits by the bar)
+        overlay = self.viewer.text_overlay
+        if show and overlay.text != state.gene.title:
+            overlay.text = state.gene.title
+            overlay.position = "top_right"
+        overlay.visible = show
+
+    def _on_opacity(self, value):
+        if self.layer is not None and not self._syncing:
+            self.layer.opacity = float(value)
+
+    def _set_value_column(self, values):
+        """Keep the hover value in the feature table, right after spot id and label.
+
+        Edited in place: the table is the layer's own, and a features event would make every
+        listener (curation, legend) redo its work on each gene switch.
+        """
+        features = self.layer.features
+        if VALUE_COLUMN in features.columns:
+            features[VALUE_COLUMN] = values
+        else:
+            features.insert(min(2, features.shape[1]), VALUE_COLUMN, values)
+
+    # ------------------------------------------------------------------ label mode
+    def _fill_label_columns(self):
+        columns = [c for c in col.categorical_columns(self.layer.features) if c != VALUE_COLUMN]
+        self.column_combo.blockSignals(True)
+        self.column_combo.clear()
+        self.column_combo.addItems(columns)
+        wanted = self.state().label_column
+        if wanted in columns:
+            self.column_combo.setCurrentText(wanted)
+        self.column_combo.blockSignals(False)
+
+    def _on_tab_changed(self, index: int):
+        if self._syncing or self.layer is None:
+            return
+        if index == 1:
+            self.color_by_label()
+        elif self.state().gene is not None:
+            if self._values is None:
+                self._values = self._per_point(self.state().gene)
+            self._color_by_gene()
+
+    def _on_label_column(self):
+        if self.layer is None:
+            return
+        state = self.state()
+        state.label_column = self.column_combo.currentText() or "label"
+        state.hidden_labels = set()
+        self.color_by_label()
+
+    def _label_values(self) -> np.ndarray:
+        column = self.state().label_column
+        features = self.layer.features
+        if column not in features.columns:
+            column = "label"
+        return features[column].to_numpy()
+
+    def color_by_label(self):
+        if self.layer is None:
+            return
+        state = self.state()
+        state.mode = "label"
+        values = self._label_values()
+        self.layer.face_color = col.label_colors(values, self.palette)
+        self.layer.shown = col.visible_mask(values, state.hidden_labels)
+        if VALUE_COLUMN in self.layer.features.columns:
+            self.layer.features[VALUE_COLUMN] = np.nan  # hover shows the label itself
+        self._show_colorbar()
+        self._rebuild_legend()
+
+    def _on_features_changed(self, event=None):
+        # the curation widget edits labels and emits features(): keep colours and legend current
+        if self.layer is None:
+            return
+        self._fill_label_columns()
+        state = self.state()
+        if state.mode == "label":
+            self.color_by_label()
+        elif state.mode == "gene" and self._values is not None and VALUE_COLUMN not in self.layer.features:
+            self._set_value_column(self._values)
+
+    def legend_entries(self) -> list[col.LegendEntry]:
+        return col.legend_entries(self._label_values(), self.palette) if self.layer is not None else []
+
+    def _rebuild_legend(self):
+        while self.legend_layout.count():
+            item = self.legend_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.legend_rows = {}
+        hidden = self.state().hidden_labels
+        for entry in self.legend_entries():
+            row = QWidget()
+            h = QHBoxLayout(row)
+            h.setContentsMargins(0, 0, 0, 0)
+            swatch = QPushButton()
+            swatch.setFixedSize(22, 18)
+            swatch.setStyleSheet(f"background-color: {entry.color}; border: 1px solid #444;")
+            swatch.setToolTip("change colour")
+            swatch.clicked.connect(lambda _=False, lab=entry.label: self._pick_color(lab))
+            check = QCheckBox(f"{entry.label}  ({entry.count})")
+            check.setChecked(entry.label not in hidden)
+            check.toggled.connect(lambda on, lab=entry.label: self.set_label_visible(lab, on))
+            solo = QToolButton()
+            solo.setText("solo")
+            solo.setToolTip("show only this label")
+            solo.clicked.connect(lambda _=False, lab=entry.label: self.solo_label(lab))
+            h.addWidget(swatch)
+            h.addWidget(check, 1)
+            h.addWidget(solo)
+            self.legend_layout.addWidget(row)
+            self.legend_rows[entry.label] = (swatch, check, solo)
+        self.legend_layout.addStretch(1)
+
+    def _pick_color(self, label: str):
+        current = dict((e.label, e.color) for e in self.legend_entries()).get(label, "#ffffff")
+        chosen = QColorDialog.getColor(QColor(current), self, f"Colour of {label}")
+        if chosen.isValid():
+            self.set_label_color(label, chosen.name())
+
+    def set_label_color(self, label: str, color: str):
+        """Override a label's colour (kept across sessions) and recolour."""
+        self.palette.set_color(label, color)
+        self.color_by_label()
+
+    def set_label_visible(self, label: str, visible: bool):
+        hidden = self.state().hidden_labels
+        (hidden.discard if visible else hidden.add)(label)
+        self.layer.shown = col.visible_mask(self._label_values(), hidden)
+
+    def solo_label(self, label: str):
+        self.state().hidden_labels = {e.label for e in self.legend_entries() if e.label != label}
+        self.color_by_label()
+
+    def show_all_labels(self):
+        if self.layer is not None:
+            self.state().hidden_labels = set()
+            self.color_by_label()

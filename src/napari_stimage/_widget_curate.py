@@ -1,0 +1,598 @@
+"""Curation dock widget: select spots, assign labels, undo, save. A thin view over `editing.py`.
+
+Selection tools act on the chosen spots layer (they make it the active layer):
+- Click: napari's own select mode (click, shift-click, drag a box).
+- Rectangle / Lasso / Brush: drag on the canvas; hold Shift to add to the selection,
+  Alt to remove from it. The brush radius is in image pixels.
+Keys on the spots layer: 1-9 give the selection the legend's first nine labels, 0 / Backspace /
+Delete clear its labels (they never delete spots), Ctrl+Z undo, Ctrl+Shift+Z redo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .annotation import AnnotationChangedOnDisk
+from .editing import LabelEditor, editor_for_layer
+from .layers import slide_of
+from .selection import SpotIndex, points_in_polygon, points_in_rectangle
+
+TOOLS = ("pan", "click", "rectangle", "lasso", "brush")
+TOOL_TITLES = {"pan": "Pan/zoom", "click": "Click", "rectangle": "Rectangle", "lasso": "Lasso", "brush": "Brush"}
+CLEAR_KEYS = ("0", "Backspace", "Delete")
+STROKE_LAYER_NAME = "selection stroke"
+TOOL_TIPS = {
+    "pan": "Pan and zoom the view",
+    "click": "Click a spot; Shift-click adds; drag a box (napari's select mode)",
+    "rectangle": "Drag a rectangle; Shift adds to the selection, Alt removes",
+    "lasso": "Draw a free-hand outline; Shift adds to the selection, Alt removes",
+    "brush": "Paint over spots (radius below); Shift adds to the selection, Alt removes",
+}
+
+
+class _CloseGuard(QObject):
+    """Asks before the main window closes while the widget has unsaved edits."""
+
+    def __init__(self, widget: CurateWidget):
+        super().__init__(widget)
+        self._widget = widget
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Close and not self._widget.confirm_discard_all():
+            event.ignore()
+            return True
+        return False
+
+
+class CurateWidget(QWidget):
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer = None
+        self.editor: LabelEditor | None = None
+        self.tool = "pan"
+        self._save_worker = None
+        self._bound_keys: list = []
+        self._spot_index: SpotIndex | None = None
+        self._stroke = None  # Shapes layer showing the lasso / rectangle / brush being drawn
+        self._closing = False  # the viewer is closing and the user already answered for all layers
+        self._build_ui()
+
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._refresh_layers)
+        layers.events.removed.connect(self._refresh_layers)
+        layers.events.removing.connect(self._on_layer_removing)
+        self._refresh_layers()
+        try:
+            qt_window = self.viewer.window._qt_window
+        except AttributeError:
+            qt_window = None
+        if qt_window is not None:
+            self._close_guard = _CloseGuard(self)
+            qt_window.installEventFilter(self._close_guard)
+
+    # -- ui --------------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        root = QVBoxLayout(self)
+        self.layer_combo = QComboBox()
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
+        root.addWidget(QLabel("Spots layer"))
+        root.addWidget(self.layer_combo)
+        self.status = QLabel("no slide")
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+
+        tools = QGroupBox("Select spots")
+        grid = QGridLayout(tools)
+        self.tool_group = QButtonGroup(self)
+        self.tool_buttons = {}
+        for k, tool in enumerate(TOOLS):
+            button = QPushButton(TOOL_TITLES[tool])
+            button.setToolTip(TOOL_TIPS[tool])
+            button.setCheckable(True)
+            button.clicked.connect(lambda _=False, t=tool: self.set_tool(t))
+            self.tool_group.addButton(button)
+            self.tool_buttons[tool] = button
+            grid.addWidget(button, 0 if k < 3 else 1, k % 3)
+        self.tool_buttons["pan"].setChecked(True)
+        self.brush_radius = QDoubleSpinBox()
+        self.brush_radius.setRange(0.5, 100000.0)
+        self.brush_radius.setDecimals(1)
+        self.brush_radius.setSuffix(" px")
+        self.brush_radius.setToolTip("Brush radius in image pixels")
+        grid.addWidget(QLabel("Brush radius"), 1, 2)
+        grid.addWidget(self.brush_radius, 2, 2)
+        self.select_label_combo = QComboBox()
+        self.select_label_button = QPushButton("Select label")
+        self.select_label_button.clicked.connect(self.select_label)
+        grid.addWidget(self.select_label_combo, 3, 0, 1, 2)
+        grid.addWidget(self.select_label_button, 3, 2)
+        self.invert_button = QPushButton("Invert")
+        self.invert_button.clicked.connect(self.invert_selection)
+        self.deselect_button = QPushButton("Select none")
+        self.deselect_button.clicked.connect(lambda: self.set_selection(np.empty(0, np.int64)))
+        self.selection_count = QLabel("0 selected")
+        grid.addWidget(self.invert_button, 4, 0)
+        grid.addWidget(self.deselect_button, 4, 1)
+        grid.addWidget(self.selection_count, 4, 2)
+        root.addWidget(tools)
+
+        assign = QGroupBox("Label the selection")
+        row = QHBoxLayout(assign)
+        self.label_input = QComboBox()
+        self.label_input.setEditable(True)
+        self.label_input.setToolTip("Pick a label or type a new one (spaces, commas, * and quotes are fine)")
+        self.label_input.lineEdit().returnPressed.connect(self.assign_typed_label)
+        self.assign_button = QPushButton("Assign")
+        self.assign_button.clicked.connect(self.assign_typed_label)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Make the selected spots unlabelled (keys 0, Backspace, Delete)")
+        self.clear_button.clicked.connect(lambda: self.assign_to_selection(None))
+        row.addWidget(self.label_input, 1)
+        row.addWidget(self.assign_button)
+        row.addWidget(self.clear_button)
+        root.addWidget(assign)
+        self.hotkey_help = QLabel("")
+        self.hotkey_help.setWordWrap(True)
+        root.addWidget(self.hotkey_help)
+
+        history = QHBoxLayout()
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button = QPushButton("Redo")
+        self.redo_button.clicked.connect(self.redo)
+        history.addWidget(self.undo_button)
+        history.addWidget(self.redo_button)
+        root.addLayout(history)
+
+        files = QGridLayout()
+        self.save_button = QPushButton("Save")
+        self.save_button.clicked.connect(lambda: self.save())
+        self.save_as_button = QPushButton("Save as…")
+        self.save_as_button.clicked.connect(self.save_as)
+        self.import_button = QPushButton("Import Loupe CSV…")
+        self.import_button.clicked.connect(self.import_loupe_dialog)
+        self.export_button = QPushButton("Export Loupe CSV…")
+        self.export_button.clicked.connect(self.export_loupe_dialog)
+        files.addWidget(self.save_button, 0, 0)
+        files.addWidget(self.save_as_button, 0, 1)
+        files.addWidget(self.import_button, 1, 0)
+        files.addWidget(self.export_button, 1, 1)
+        root.addLayout(files)
+        root.addStretch(1)
+        self._update_state()
+
+    # -- layers ----------------------------------------------------------------------------------
+    def _spots_layers(self):
+        from napari.layers import Points
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Points) and slide_of(layer) is not None]
+
+    def _refresh_layers(self, event=None) -> None:
+        current = self.layer
+        layers = self._spots_layers()
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        for layer in layers:
+            self.layer_combo.addItem(layer.name)
+        self.layer_combo.blockSignals(False)
+        if current in layers:
+            self.layer_combo.setCurrentIndex(layers.index(current))
+        elif layers:
+            self.layer_combo.setCurrentIndex(0)
+            self._bind(layers[0])
+        else:
+            self._bind(None)
+
+    def _on_layer_chosen(self, index: int) -> None:
+        layers = self._spots_layers()
+        if 0 <= index < len(layers) and layers[index] is not self.layer:
+            self._bind(layers[index])
+
+    def _bind(self, layer) -> None:
+        if self.layer is not None:
+            self._unbind_keys()
+            if self._on_layer_drag in self.layer.mouse_drag_callbacks:
+                self.layer.mouse_drag_callbacks.remove(self._on_layer_drag)
+            self.layer.selected_data.events.items_changed.disconnect(self._update_selection_count)
+        if self.editor is not None:
+            self.editor.remove_view(self._on_labels_changed)
+        self.layer, self.editor = layer, None
+        self._spot_index = None
+        if layer is not None:
+            self.editor = editor_for_layer(layer)
+            self.editor.add_view(self._on_labels_changed)
+            layer.mouse_drag_callbacks.append(self._on_layer_drag)
+            layer.selected_data.events.items_changed.connect(self._update_selection_count)
+            self._bind_keys(layer)
+            radii = slide_of(layer).spots["r"].to_numpy()
+            self.brush_radius.setValue(float(np.median(radii)) * 1.5 if len(radii) else 10.0)
+            QTimer.singleShot(0, self.offer_recovery)
+        self._on_labels_changed(None)
+
+    def _bind_keys(self, layer) -> None:
+        def hotkey(n):
+            return lambda _layer: self.assign_hotkey(n)
+
+        bindings = {str(n): hotkey(n) for n in range(1, 10)}
+        bindings.update({key: (lambda _layer: self.assign_to_selection(None)) for key in CLEAR_KEYS})
+        bindings["Control-Z"] = lambda _layer: self.undo()
+        bindings["Control-Shift-Z"] = lambda _layer: self.redo()
+        for key, func in bindings.items():
+            layer.bind_key(key, func, overwrite=True)
+        self._bound_keys = list(bindings)
+
+    def _unbind_keys(self) -> None:
+        for key in self._bound_keys:
+            try:
+                self.layer.bind_key(key, None)
+            except (KeyError, ValueError, TypeError):
+                pass
+        self._bound_keys = []
+
+    # -- selection -------------------------------------------------------------------------------
+    @property
+    def selection(self) -> np.ndarray:
+        if self.layer is None:
+            return np.empty(0, np.int64)
+        return np.array(sorted(self.layer.selected_data), dtype=np.int64)
+
+    def set_selection(self, indices, mode: str = "replace") -> None:
+        if self.layer is None:
+            return
+        indices = set(np.asarray(indices, dtype=np.int64).tolist())
+        current = set(self.layer.selected_data)
+        if mode == "add":
+            indices = current | indices
+        elif mode == "remove":
+            indices = current - indices
+        self.layer.selected_data = indices
+        self._update_selection_count()
+
+    def select_label(self) -> None:
+        if self.editor is None:
+            return
+        index = self.select_label_combo.currentIndex()
+        label = self.select_label_combo.itemData(index)
+        self.set_selection(self.editor.indices_with_label(label))
+
+    def invert_selection(self) -> None:
+        if self.layer is None:
+            return
+        mask = np.ones(len(self.layer.data), dtype=bool)
+        mask[self.selection] = False
+        self.set_selection(np.flatnonzero(mask))
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
+        self.tool = tool
+        self.tool_buttons[tool].setChecked(True)
+        layer = self.layer
+        if layer is None:
+            return
+        self.viewer.layers.selection.active = layer
+        if tool == "click":
+            layer.mode = "select"
+        else:
+            layer.mode = "pan_zoom"
+            # drawing tools drag on the canvas: the camera must not pan meanwhile
+            layer.mouse_pan = tool == "pan"
+            if tool != "pan":
+                self._stroke_layer()
+
+    def _data_point(self, event) -> np.ndarray:
+        return np.asarray(self.layer.world_to_data(event.position), dtype=np.float64)[-2:]
+
+    def _on_layer_drag(self, layer, event):
+        """Drag callback of the spots layer: rectangle, lasso or brush selection."""
+        tool = self.tool
+        if tool not in ("rectangle", "lasso", "brush") or layer is not self.layer or layer.mode != "pan_zoom":
+            return  # another mode picked in the layer controls wins over the drawing tool
+        modifiers = {str(getattr(m, "name", m)).lower() for m in (event.modifiers or ())}
+        mode = "add" if "shift" in modifiers else "remove" if "alt" in modifiers else "replace"
+        path = [self._data_point(event)]
+        yield
+        while event.type == "mouse_move":
+            point = self._data_point(event)
+            if np.any(point != path[-1]):
+                path.append(point)
+                self._draw_stroke(tool, path)
+            yield
+        path.append(self._data_point(event))  # the release position
+        self._draw_stroke(tool, path)
+        positions = np.asarray(layer.data)[:, -2:]
+        if tool == "rectangle":
+            picked = points_in_rectangle(positions, path[0], path[-1])
+        elif tool == "lasso":
+            picked = points_in_polygon(positions, np.asarray(path))
+        else:
+            if self._spot_index is None or self._spot_index.positions.shape != positions.shape:
+                self._spot_index = SpotIndex(positions)  # built on the first stroke, reused after
+            picked = self._spot_index.near_path(np.asarray(path), self.brush_radius.value())
+        self.set_selection(picked, mode)
+
+    def _stroke_layer(self):
+        """A Shapes layer that shows the shape being drawn (made once, kept below the active spots layer)."""
+        stroke = self._stroke
+        if stroke is None or stroke not in self.viewer.layers:
+            stroke = self.viewer.add_shapes(
+                name=STROKE_LAYER_NAME,
+                edge_color="#ffd400",
+                face_color="transparent",
+                opacity=0.35,  # the spots under the stroke stay visible
+                scale=self.layer.scale,
+                translate=self.layer.translate,
+            )
+            self._stroke = stroke
+            self.viewer.layers.selection.active = self.layer  # drags go to the active layer
+        return stroke
+
+    def _draw_stroke(self, tool: str, path: list) -> None:
+        if self._stroke is None or self._stroke not in self.viewer.layers:
+            return
+        stroke = self._stroke
+        points = np.asarray(path)
+        with stroke.events.blocker_all():
+            stroke.data = []
+        if tool == "rectangle":
+            (y0, x0), (y1, x1) = points[0], points[-1]
+            stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=2)
+        elif tool == "lasso" and len(points) >= 3:
+            stroke.add_polygons([points], edge_width=2)
+        elif tool == "brush":
+            line = points if len(points) > 1 else np.vstack([points, points + 1e-3])
+            stroke.add_paths([line], edge_width=2 * self.brush_radius.value())
+        stroke.refresh()
+
+    # -- editing ---------------------------------------------------------------------------------
+    def assign_to_selection(self, label) -> int:
+        if self.editor is None:
+            return 0
+        selection = self.selection
+        if selection.size == 0:
+            self._notify("select spots first")
+            return 0
+        try:
+            return self.editor.assign(selection, label)
+        except ValueError as exc:
+            self._notify(str(exc))
+            return 0
+
+    def assign_typed_label(self) -> int:
+        text = self.label_input.currentText()
+        if not text:
+            self._notify("type or pick a label (use Clear to unlabel)")
+            return 0
+        return self.assign_to_selection(text)
+
+    def assign_hotkey(self, number: int) -> int:
+        if self.editor is None:
+            return 0
+        categories = self.editor.categories()
+        if not 1 <= number <= min(len(categories), 9):
+            self._notify(f"no label on key {number}")
+            return 0
+        return self.assign_to_selection(categories[number - 1])
+
+    def undo(self) -> None:
+        if self.editor is not None:
+            self.editor.undo()
+
+    def redo(self) -> None:
+        if self.editor is not None:
+            self.editor.redo()
+
+    def _on_labels_changed(self, indices) -> None:
+        categories = self.editor.categories() if self.editor is not None else []
+        typed = self.label_input.currentText()
+        self.label_input.blockSignals(True)
+        self.label_input.clear()
+        self.label_input.addItems(categories)
+        self.label_input.setEditText(typed)
+        self.label_input.blockSignals(False)
+        chosen = self.select_label_combo.currentData()
+        self.select_label_combo.clear()
+        self.select_label_combo.addItem("(unlabelled)", None)
+        for label in categories:
+            self.select_label_combo.addItem(label, label)
+        found = self.select_label_combo.findData(chosen)
+        self.select_label_combo.setCurrentIndex(max(found, 0))
+        keys = ", ".join(f"{k}: {c}" for k, c in enumerate(categories[:9], start=1))
+        self.hotkey_help.setText(f"Keys {keys}; 0: clear" if keys else "Keys 1-9 assign labels once the slide has some")
+        self._update_state()
+
+    def _update_selection_count(self, event=None) -> None:
+        n = len(self.layer.selected_data) if self.layer is not None else 0
+        self.selection_count.setText(f"{n} selected")
+
+    def _update_state(self) -> None:
+        editor = self.editor
+        enabled = editor is not None
+        for widget in (self.assign_button, self.clear_button, self.save_button, self.save_as_button,
+                       self.import_button, self.export_button, self.select_label_button, self.invert_button):
+            widget.setEnabled(enabled)
+        self.undo_button.setEnabled(enabled and editor.can_undo)
+        self.redo_button.setEnabled(enabled and editor.can_redo)
+        self.undo_button.setToolTip(f"Undo {editor.undo_description} (Ctrl+Z)" if enabled and editor.can_undo else "Ctrl+Z")
+        self.redo_button.setToolTip(f"Redo {editor.redo_description} (Ctrl+Shift+Z)" if enabled and editor.can_redo else "Ctrl+Shift+Z")
+        if editor is None:
+            self.status.setText("Open a slide to curate its labels")
+            return
+        target = editor.path.name if editor.path is not None else "(no file)"
+        exists = editor.path is not None and editor.path.exists()
+        state = "● unsaved changes" if editor.dirty else "saved"
+        self.status.setText(f"{target}{'' if exists else ' (new file)'}: {state}")
+        self.status.setStyleSheet("color: #e0a000;" if editor.dirty else "")
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, path: str | Path | None = None, force: bool = False, block: bool = False):
+        """Save in the annotation format off the GUI thread; returns the worker (None when blocking)."""
+        if self.editor is None:
+            return None
+        editor = self.editor
+        job = editor.prepare_save(path, force=force)
+        if block:
+            self._save_done(editor, job, job.run())
+            return None
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(
+            job.run,
+            _start_thread=False,
+            _connect={  # handing "errored" to the widget: a failed save is a question, not a crash
+                "returned": lambda fingerprint: self._save_done(editor, job, fingerprint),
+                "errored": lambda exc: self._save_failed(editor, job, exc),
+            },
+        )
+        self._save_worker = worker
+        self.save_button.setEnabled(False)
+        worker.start()
+        return worker
+
+    def _save_done(self, editor, job, fingerprint) -> None:
+        editor.finish_save(job, fingerprint)
+        self._notify(f"saved {job.path}")
+        self._update_state()
+
+    def _save_failed(self, editor, job, exc) -> None:
+        self._update_state()
+        if isinstance(exc, AnnotationChangedOnDisk):
+            choice = self.ask(
+                "File changed on disk",
+                f"{job.path} was changed by something else since it was loaded.\n"
+                "Save your labels to another file instead?",
+                ("Save elsewhere…", "Overwrite", "Cancel"),
+            )
+            if choice == "Save elsewhere…":
+                self.save_as()
+            elif choice == "Overwrite":
+                self.save(job.path, force=True)
+            return
+        self._notify(f"saving failed, the file on disk is unchanged: {exc}")
+
+    def save_as(self):
+        if self.editor is None:
+            return None
+        start = str(self.editor.path or "")
+        path, _ = QFileDialog.getSaveFileName(self, "Save annotation as", start, "CSV (*.csv)")
+        return self.save(path) if path else None
+
+    def import_loupe_dialog(self) -> None:
+        from .loupe import import_loupe
+
+        path, _ = QFileDialog.getOpenFileName(self, "Import Loupe category CSV", "", "CSV (*.csv)")
+        if path and self.editor is not None:
+            try:
+                result = import_loupe(path, self.editor)
+            except ValueError as exc:
+                self._notify(str(exc))
+                return
+            extra = f"; {len(result.unmatched)} barcode(s) not on this slide" if result.unmatched else ""
+            self._notify(f"imported {len(result.labels)} label(s) of '{result.category}'{extra}")
+
+    def export_loupe_dialog(self) -> None:
+        from .loupe import export_loupe
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export Loupe category CSV", "", "CSV (*.csv)")
+        if path and self.editor is not None:
+            n = export_loupe(self.editor, path)
+            self._notify(f"exported {n} labelled spot(s) to {path}")
+
+    # -- recovery and closing --------------------------------------------------------------------
+    def offer_recovery(self) -> bool:
+        editor = self.editor
+        if editor is None or editor.dirty:
+            return False
+        recovery = editor.find_recovery()
+        if recovery is None:
+            return False
+        choice = self.ask(
+            "Recover unsaved labels?",
+            f"Found {recovery.describe()}.\nRecover them (you can undo it), or discard them?",
+            ("Recover", "Discard", "Later"),
+        )
+        if choice == "Recover":
+            editor.apply_recovery(recovery)
+            return True
+        if choice == "Discard":
+            editor.discard_recovery()
+        return False
+
+    def _on_layer_removing(self, event) -> None:
+        layer = self.viewer.layers[event.index] if event.index is not None else None
+        editor = editor_for_layer(layer, create=False) if layer is not None else None
+        if editor is None or not editor.dirty or self._closing:
+            return
+        # napari cannot veto a removal: save now or leave the edits in the recovery file
+        choice = self.ask(
+            "Unsaved labels",
+            f"{layer.name} has unsaved label edits. Save them before the layer closes?\n"
+            "(Not saving keeps them in a recovery file offered when the slide is opened again.)",
+            ("Save", "Don't save"),
+        )
+        if choice == "Save":
+            self._save_blocking(editor)
+
+    def _save_blocking(self, editor) -> bool:
+        try:
+            editor.save()
+            return True
+        except AnnotationChangedOnDisk:
+            path, _ = QFileDialog.getSaveFileName(self, "The file changed on disk: save as", str(editor.path), "CSV (*.csv)")
+            if path:
+                editor.save(path)
+                return True
+        except (OSError, ValueError) as exc:
+            self._notify(f"saving failed: {exc}")
+        return False
+
+    def confirm_discard_all(self) -> bool:
+        """Before the viewer closes: True when closing may go on."""
+        dirty = [layer for layer in self._spots_layers() if (e := editor_for_layer(layer, create=False)) and e.dirty]
+        if not dirty:
+            self._closing = True
+            return True
+        names = ", ".join(layer.name for layer in dirty)
+        choice = self.ask(
+            "Unsaved labels",
+            f"Unsaved label edits in {names}. Save before closing?",
+            ("Save", "Don't save", "Cancel"),
+        )
+        if choice == "Cancel":
+            return False
+        if choice == "Save" and not all(self._save_blocking(editor_for_layer(layer)) for layer in dirty):
+            return False
+        self._closing = True
+        return True
+
+    def ask(self, title: str, text: str, choices: tuple[str, ...]) -> str:
+        """A modal question; returns the chosen button's text (tests replace this method)."""
+        box = QMessageBox(self)
+        box.setWindowTitle(title)
+        box.setText(text)
+        buttons = {box.addButton(choice, QMessageBox.ButtonRole.AcceptRole): choice for choice in choices}
+        box.exec()
+        return buttons.get(box.clickedButton(), choices[-1])
+
+    def _notify(self, message: str) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info(message)

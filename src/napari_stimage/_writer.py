@@ -1,0 +1,36 @@
+"""npe2 writer: File > Save Layers on a slide's spots layer writes its labels in the annotation format.
+
+It uses the same code as the curation widget (`LabelEditor.save`), so the saved file keeps the
+original header, row order, repeated and unknown-spot rows, and refuses to overwrite an
+annotation file that changed on disk since it was loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .editing import EDITOR_KEY, LabelEditor, normalise_label
+from .layers import SLIDE_KEY
+from .slide import Slide
+
+
+def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:
+    metadata = attributes.get("metadata") or {}
+    slide = metadata.get(SLIDE_KEY)
+    if not isinstance(slide, Slide):
+        raise ValueError(
+            f"{path}: only spots layers opened by napari-stimage can be saved as an annotation file"
+        )
+    editor = metadata.get(EDITOR_KEY)
+    if not isinstance(editor, LabelEditor):
+        # no curation happened in this session: the layer's label feature is the truth
+        editor = LabelEditor.from_slide(slide, autosave=False)
+        features = attributes.get("features")
+        if features is not None and "label" in features and len(features) == slide.n_spots:
+            labels = np.array([normalise_label(v) for v in features["label"].tolist()], dtype=object)
+            for label in {v for v in labels.tolist() if v is not None} | {None}:
+                editor.assign(np.flatnonzero(np.equal(labels, label)), label)
+    saved = editor.save(path)
+    return [str(Path(saved))]

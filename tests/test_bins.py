@@ -1,0 +1,141 @@
+"""Dense bin grids: lattice detection, bin <-> pixel mapping, rasters, label painting to bins."""
+
+import numpy as np
+import pytest
+
+from napari_stimage import bins
+from napari_stimage.bins import LabelRasterSync, detect_grid
+
+
+def lattice(n_rows=40, n_cols=55, pitch=29.3, angle=0.0, origin=(812.5, 433.0), keep=0.9, noise=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    i, j = np.mgrid[0:n_rows, 0:n_cols]
+    mask = rng.random(i.shape) < keep
+    ij = np.c_[i[mask], j[mask]].astype(float)
+    c, s = np.cos(angle), np.sin(angle)
+    pos = (pitch * ij) @ np.array([[c, -s], [s, c]]).T + origin + rng.normal(0, noise, ij.shape)
+    order = rng.permutation(len(pos))  # spots are in no spatial order in the files
+    return pos[order], ij[order].astype(int)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.015, -0.03])
+def test_detects_square_lattice_and_maps_back(angle):
+    pos, ij = lattice(angle=angle)
+    grid = detect_grid(pos)
+    assert grid is not None
+    assert grid.pitch == pytest.approx(29.3, rel=1e-3)
+    assert grid.angle == pytest.approx(angle, abs=2e-3)
+    # Same lattice up to the offset of the first occupied node.
+    np.testing.assert_array_equal(grid.row - grid.row.min(), ij[:, 0] - ij[:, 0].min())
+    np.testing.assert_array_equal(grid.col - grid.col.min(), ij[:, 1] - ij[:, 1].min())
+    world = (np.c_[grid.row, grid.col, np.ones(len(pos))] @ grid.affine().T)[:, :2]
+    assert np.abs(world - pos).max() < 2.0
+    kwargs = grid.layer_kwargs()
+    if angle == 0.0:
+        assert set(kwargs) == {"scale", "translate"}
+        np.testing.assert_allclose(np.asarray(kwargs["translate"]) + np.asarray(kwargs["scale"]) * [grid.row[0], grid.col[0]],
+                                   pos[0], atol=2.0)
+    else:
+        assert "affine" in kwargs
+
+
+def test_hexagonal_and_scattered_layouts_are_not_grids():
+    i, j = np.mgrid[0:30, 0:40]
+    hexagonal = np.c_[i.ravel() * np.sqrt(3) / 2 * 100, j.ravel() * 100 + (i.ravel() % 2) * 50]
+    assert detect_grid(hexagonal) is None
+    assert detect_grid(np.random.default_rng(0).random((2000, 2)) * 1000) is None
+    pos, _ = lattice()
+    assert detect_grid(np.r_[pos, pos[:5]]) is None  # two spots on one node
+
+
+def test_rasters_and_pixel_to_bin():
+    pos, _ = lattice(n_rows=6, n_cols=7, keep=0.8, noise=0)
+    grid = detect_grid(pos)
+    values = np.arange(len(pos), dtype=float)
+    raster = grid.raster(values)
+    assert raster.shape == grid.shape
+    assert raster[grid.row, grid.col].tolist() == values.tolist()
+    assert np.isnan(raster).sum() == grid.shape[0] * grid.shape[1] - len(pos)
+    index = grid.spot_index_raster()
+    assert index[grid.row[3], grid.col[3]] == 3
+    assert grid.spots_at_pixels([grid.row[5], -1], [grid.col[5], 0]).tolist() == [5, -1]
+    np.testing.assert_array_equal(grid.values_at_spots(raster), values)
+    labels = np.array(["b", None, "a", np.nan] + ["a"] * (len(pos) - 4), dtype=object)
+    label_raster, categories = grid.label_raster(labels)
+    assert categories == ["a", "b"]
+    assert grid.values_at_spots(label_raster)[:4].tolist() == [2, 0, 1, 0]
+
+
+class FakeEditor:
+    """The part of editing.LabelEditor that LabelRasterSync uses."""
+
+    def __init__(self, n):
+        self.labels = np.array([None] * n, dtype=object)
+        self.views = []
+
+    def add_view(self, view):
+        self.views.append(view)
+
+    def assign(self, idx, label):
+        idx = np.asarray(idx)
+        self.labels[idx] = label
+        for v in self.views:
+            v(idx)
+        return len(idx)
+
+
+@pytest.mark.parametrize("use_real_editor", [False, True])
+def test_painting_bins_assigns_labels(use_real_editor):
+    pos, _ = lattice(n_rows=10, n_cols=12, noise=0)
+    grid = detect_grid(pos)
+    if use_real_editor:
+        from napari_stimage.editing import LabelEditor
+
+        editor = LabelEditor([f"s{i}" for i in range(len(pos))], autosave=False)
+    else:
+        editor = FakeEditor(len(pos))
+    sync = LabelRasterSync(grid, editor, ["tumour"])
+    painted = sync.raster.copy()
+    painted[grid.row[:4], grid.col[:4]] = 1  # paint 4 bins with "tumour"
+    painted[grid.row[4], grid.col[4]] = 3  # a code with no category yet: new label
+    painted[0, :] = np.where(grid.spot_index_raster()[0] < 0, 2, painted[0, :])  # empty pixels: ignored
+    changed = sync.on_painted(painted)
+    assert changed >= 5
+    assert list(editor.labels[:4]) == ["tumour"] * 4
+    assert editor.labels[4] == sync.categories[2]
+    # Editor-side change (e.g. undo, the curation widget) flows back into the raster.
+    editor.assign([0], None)
+    sync.on_editor_change(np.array([0]))
+    assert sync.raster[grid.row[0], grid.col[0]] == 0
+
+
+def test_dense_slide_gets_raster_layers(tmp_path, monkeypatch):
+    from napari_stimage import load_slide
+    from napari_stimage.layers import SLIDE_KEY, slide_layer_data
+
+    pos, _ = lattice(n_rows=20, n_cols=25, noise=0, keep=1.0)
+    root = tmp_path / "STimage-1K4M" / "VisiumHD"
+    for d in ("coord", "gene_exp"):
+        (root / d).mkdir(parents=True)
+    name = "Mouse_Test_10X_VisiumHD"
+    ids = [f"{name}_s_008um_{k:05d}-1" for k in range(len(pos))]
+    with open(root / "coord" / f"{name}_coord.csv", "w") as fh:
+        fh.write(",yaxis,xaxis,r\n")
+        for sid, (y, x) in zip(ids, pos):
+            fh.write(f"{sid},{y},{x},14.65\n")
+    rng = np.random.default_rng(0)
+    with open(root / "gene_exp" / f"{name}_count.csv", "w") as fh:
+        fh.write(",A,B,C\n")
+        for sid in ids:
+            fh.write(sid + "," + ",".join(f"{v}.0" for v in rng.integers(0, 3, 3)) + "\n")
+    slide = load_slide(root / "coord" / f"{name}_coord.csv")
+    assert [kind for *_, kind in slide_layer_data(slide)] == ["points"]  # below the threshold
+    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 100)
+    slide.__dict__.pop("_stimage_bin_grid", None)
+    layers = slide_layer_data(slide)
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    (counts, meta, _), (labels, lmeta, _) = layers
+    assert counts.shape == (20, 25) and meta["metadata"][SLIDE_KEY] is slide
+    assert lmeta["metadata"][SLIDE_KEY] is slide and labels.dtype == np.int32
+    grid = meta["metadata"][bins.GRID_KEY]
+    np.testing.assert_allclose(grid.values_at_spots(counts), np.log1p(slide.total_counts), rtol=1e-6)

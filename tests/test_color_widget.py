@@ -1,0 +1,266 @@
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_stimage import coloring as col
+from napari_stimage._widget_color import VALUE_COLUMN, ColorWidget
+from napari_stimage.labels import UNLABELLED
+from napari_stimage.layers import slide_layer_data
+
+
+def _add_slide(viewer, slide):
+    layers = []
+    for data, meta, kind in slide_layer_data(slide):
+        layers.append(getattr(viewer, f"add_{kind}")(data, **meta))
+    return layers[-1]
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer, slide, qtbot):
+    viewer = make_napari_viewer()
+    layer = _add_slide(viewer, slide)
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, widget, layer
+
+
+def _type_gene(qtbot, widget, text):
+    widget.gene_edit.clear()
+    qtbot.keyClicks(widget.gene_edit, text)
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Return)
+
+
+def test_picker_filters_as_you_type_and_applies_on_enter(viewer_and_widget, qtbot, slide):
+    viewer, widget, layer = viewer_and_widget
+    assert widget.layer is layer
+    data_before = layer.data
+    qtbot.keyClicks(widget.gene_edit, "erb")
+    assert widget.candidates.item(0).text() == "ERBB2"
+    n = int((slide.gene_values("ERBB2") > 0).sum())
+    assert f"expressed in {n} spots" in widget.candidate_info.text()
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Return)
+
+    values = np.log1p(slide.gene_values("ERBB2"))
+    coloring = col.GeneColoring(("ERBB2",)).with_limits(values)
+    expected = col.gene_colors(values, coloring)
+    assert np.allclose(layer.face_color, expected, atol=1e-6)
+    assert layer.data is data_before  # recoloured, not rebuilt
+    hot, cold = int(np.nanargmax(values)), int(np.flatnonzero(values == 0)[0])
+    assert layer.face_color[hot, 3] == 1.0 and layer.face_color[cold, 3] == 0.0
+    assert layer.face_colorbar.visible
+    assert tuple(layer.face_contrast_limits) == pytest.approx(coloring.contrast_limits)
+    assert "ERBB2" in viewer.text_overlay.text and "log1p" in viewer.text_overlay.text
+    assert layer.features[VALUE_COLUMN].iloc[hot] == pytest.approx(values[hot])
+    status = layer.get_status(tuple(slide.positions[hot]), world=True)["coordinates"]
+    assert slide.spots["spot_id"].iloc[hot] in status and f"{VALUE_COLUMN}: " in status
+    assert widget.recent_genes[0] == "ERBB2"
+
+    widget.gene_edit.clear()
+    qtbot.keyClicks(widget.gene_edit, "GENE000")
+    assert widget.candidates.count() > 2
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Down)
+    second = widget.candidates.item(1).text()
+    assert widget.candidates.currentItem().text() == second
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Return)  # applies the highlighted candidate
+    assert widget.state().gene.genes == (second,)
+
+    _type_gene(qtbot, widget, "PTPRC")
+    ptprc = np.log1p(slide.gene_values("PTPRC"))
+    assert layer.face_color[int(np.nanargmax(ptprc)), 3] == 1.0
+    assert not np.allclose(layer.face_color, expected)
+    assert widget.recent_genes[:3] == ["PTPRC", second, "ERBB2"]
+
+
+def test_transform_colormap_range_and_grey(viewer_and_widget, qtbot, slide):
+    viewer, widget, layer = viewer_and_widget
+    _type_gene(qtbot, widget, "ERBB2")
+    widget.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index("log1p_cp10k"))
+    assert "counts per 10k" in viewer.text_overlay.text
+    widget.colormap_combo.setCurrentText("magma")
+    widget.non_expressing_combo.setCurrentText("grey")
+    widget.range_slider.setValue((0.0, 0.5))
+    state = widget.state()
+    assert state.gene.transform == "log1p_cp10k" and state.gene.colormap == "magma"
+    values = state.gene.values(slide)
+    expected = col.gene_colors(values, col.GeneColoring(("ERBB2",), "log1p_cp10k", "magma", (0.0, 0.5), "grey"))
+    assert np.allclose(layer.face_color, expected, atol=1e-6)
+    cold = int(np.flatnonzero(values == 0)[0])
+    assert np.allclose(layer.face_color[cold], col.NON_EXPRESSING_GREY)
+    widget.autoscale_button.click()
+    assert widget.state().gene.contrast_limits == pytest.approx(col.autoscale_limits(values))
+    widget.opacity_slider.setValue(0.4)
+    assert layer.opacity == pytest.approx(0.4)
+
+
+def test_gene_set_score(viewer_and_widget, qtbot, slide):
+    _, widget, layer = viewer_and_widget
+    _type_gene(qtbot, widget, "erbb2, ptprc")
+    assert widget.state().gene.genes == ("ERBB2", "PTPRC")
+    score = (np.log1p(slide.gene_values("ERBB2")) + np.log1p(slide.gene_values("PTPRC"))) / 2
+    assert np.allclose(layer.features[VALUE_COLUMN], score, equal_nan=True)
+
+
+def test_label_mode_legend_toggle_solo_and_colour_edit(viewer_and_widget, qtbot, slide):
+    viewer, widget, layer = viewer_and_widget
+    _type_gene(qtbot, widget, "ERBB2")
+    widget.tabs.setCurrentIndex(1)  # label mode
+    assert not layer.face_colorbar.visible
+    entries = widget.legend_entries()
+    assert [e.label for e in entries][-1] == UNLABELLED
+    shown = col.display_labels(slide.labels)
+    cancer = int(np.flatnonzero(shown == "invasive cancer")[0])
+    color = {e.label: e.color for e in entries}["invasive cancer"]
+    assert col.rgba_to_hex(layer.face_color[cancer]) == color
+
+    swatch, check, solo = widget.legend_rows["invasive cancer"]
+    check.click()  # hide
+    assert not layer.shown[cancer] and layer.shown.sum() == len(shown) - (shown == "invasive cancer").sum()
+    check.click()  # show again
+    assert layer.shown.all()
+    widget.legend_rows["adipose tissue"][2].click()  # solo
+    assert np.array_equal(layer.shown, shown == "adipose tissue")
+    widget.show_all_button.click()
+    assert layer.shown.all()
+
+    widget.set_label_color("invasive cancer", "#ff0000")
+    assert col.rgba_to_hex(layer.face_color[cancer]) == "#ff0000"
+    assert col.LabelPalette().colors(["invasive cancer"])["invasive cancer"] == "#ff0000"  # persisted
+
+
+def test_label_mode_follows_curation_edits(viewer_and_widget, slide):
+    _, widget, layer = viewer_and_widget
+    widget.tabs.setCurrentIndex(1)
+    features = layer.features
+    unlabelled = int(np.flatnonzero(col.display_labels(features["label"]) == UNLABELLED)[0])
+    features.loc[unlabelled, "label"] = "TLS"  # what the curation widget does
+    layer.events.features()
+    assert "TLS" in widget.legend_rows
+    tls = {e.label: e.color for e in widget.legend_entries()}["TLS"]
+    assert col.rgba_to_hex(layer.face_color[unlabelled]) == tls
+
+
+def test_follows_selected_layer_with_two_slides(make_napari_viewer, qtbot, tmp_path):
+    from napari_stimage import load_slide
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    viewer = make_napari_viewer()
+    a = load_slide(write_synthetic_slide(tmp_path / "a", name="Slide_A_Visium").coord)
+    b = load_slide(write_synthetic_slide(tmp_path / "b", name="Slide_B_Visium", seed=1).coord)
+    layer_a = _add_slide(viewer, a)
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    layer_b = _add_slide(viewer, b)
+    viewer.layers.selection.active = layer_b
+    assert widget.layer is layer_b and "Slide_B" in widget.slide_label.text()
+    _type_gene(qtbot, widget, "COL1A1")
+    viewer.layers.selection.active = layer_a
+    assert widget.layer is layer_a
+    _type_gene(qtbot, widget, "ERBB2")
+    assert layer_b.metadata["stimage_coloring"].gene.genes == ("COL1A1",)
+    assert layer_a.metadata["stimage_coloring"].gene.genes == ("ERBB2",)
+    viewer.layers.selection.active = layer_b
+    assert widget.gene_edit.text() == "COL1A1"
+    assert layer_b.face_colorbar.visible and not layer_a.face_colorbar.visible
+
+
+def test_screenshot_shows_gene_colours(make_napari_viewer, qtbot, slide):
+    viewer = make_napari_viewer(show=True)
+    for data, meta, kind in slide_layer_data(slide):
+        layer = getattr(viewer, f"add_{kind}")(data, **meta)
+    viewer.layers[0].visible = False  # the spots alone on the black canvas
+    layer.border_width = 0
+    layer.opacity = 1.0
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.colorbar_check.setChecked(False)
+    widget.non_expressing_combo.setCurrentText("colormap")
+    widget.colormap_combo.setCurrentText("magma")
+    _type_gene(qtbot, widget, "ERBB2")
+    widget.opacity_slider.setValue(1.0)
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    values = np.log1p(slide.gene_values("ERBB2"))
+    hot = int(np.flatnonzero(values >= widget.state().gene.contrast_limits[1])[0])
+    cold = int(np.flatnonzero(values == 0)[0])
+
+    def pixel(i):
+        world = slide.positions[i]
+        cam = viewer.camera  # 2D view: canvas pixel = (world - centre) * zoom + half the canvas
+        h, w = shot.shape[:2]
+        row = (world[0] - cam.center[-2]) * cam.zoom + h / 2
+        col_ = (world[1] - cam.center[-1]) * cam.zoom + w / 2
+        return shot[int(row), int(col_), :3].astype(int)
+
+    from napari.utils.colormaps import ensure_colormap
+
+    top = (ensure_colormap("magma").map(np.array([1.0]))[0][:3] * 255).astype(int)
+    assert np.abs(pixel(hot) - top).max() <= 12
+    assert pixel(cold).sum() < pixel(hot).sum() / 3
+
+
+def test_widget_and_render_give_the_same_colours(viewer_and_widget, qtbot, slide):
+    from napari_stimage.render import render_scale, render_slide
+
+    _, widget, layer = viewer_and_widget
+    widget.colormap_combo.setCurrentText("plasma")
+    widget.non_expressing_combo.setCurrentText("grey")
+    _type_gene(qtbot, widget, "COL1A1")
+    g = widget.state().gene
+    width = 500
+    image = render_slide(slide, list(g.genes), colormap=g.colormap, transform=g.transform,
+                         contrast_limits=g.contrast_limits, non_expressing=g.non_expressing,
+                         opacity=1.0, width=width)
+    s = render_scale(slide, width)
+    values = slide.gene_values("COL1A1")
+    for i in [int(np.nanargmax(values)), int(np.flatnonzero(values == 0)[0]), int(np.flatnonzero((values > 0) & (values < np.nanmax(values) / 2))[0])]:
+        y, x = slide.positions[i]
+        pixel = image[int((y + 0.5) * s), int((x + 0.5) * s)].astype(int)
+        assert np.abs(pixel - np.round(layer.face_color[i, :3] * 255)).max() <= 1
+
+
+def test_widget_is_contributed_through_the_manifest(make_napari_viewer, slide):
+    viewer = make_napari_viewer()
+    layer = _add_slide(viewer, slide)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
+    assert isinstance(widget, ColorWidget)
+    # napari hands plugins a public-only proxy of the viewer: colouring must work through it
+    widget.apply_genes(["ERBB2"])
+    hot = int(np.nanargmax(slide.gene_values("ERBB2")))
+    assert layer.face_color[hot, 3] == 1.0 and layer.face_colorbar.visible
+    widget.tabs.setCurrentIndex(1)
+    assert "invasive cancer" in widget.legend_rows
+
+
+def test_swatch_click_opens_colour_picker_and_recolours(viewer_and_widget, monkeypatch, slide):
+    from qtpy.QtGui import QColor
+
+    import napari_stimage._widget_color as module
+
+    _, widget, layer = viewer_and_widget
+    widget.tabs.setCurrentIndex(1)
+    asked = []
+
+    def fake_get_color(initial, parent, title):
+        asked.append((initial.name(), title))
+        return QColor("#00ff00")
+
+    monkeypatch.setattr(module.QColorDialog, "getColor", staticmethod(fake_get_color))
+    widget.legend_rows["connective tissue"][0].click()
+    assert asked and "connective tissue" in asked[0][1]
+    i = int(np.flatnonzero(col.display_labels(slide.labels) == "connective tissue")[0])
+    assert col.rgba_to_hex(layer.face_color[i]) == "#00ff00"
+    assert "#00ff00" in widget.legend_rows["connective tissue"][0].styleSheet()
+
+
+def test_recent_genes_survive_a_new_widget_and_apply(viewer_and_widget, qtbot, slide):
+    viewer, widget, layer = viewer_and_widget
+    _type_gene(qtbot, widget, "ADIPOQ")
+    _type_gene(qtbot, widget, "PTPRC")
+    again = ColorWidget(viewer)  # as in a new session: the list comes from the cache folder
+    qtbot.addWidget(again)
+    items = [again.recent_combo.itemText(i) for i in range(again.recent_combo.count())]
+    assert items[:2] == ["PTPRC", "ADIPOQ"]
+    again.recent_combo.activated.emit(1)
+    assert again.state().gene.genes == ("ADIPOQ",)
+    adipoq = np.log1p(slide.gene_values("ADIPOQ"))
+    assert layer.face_color[int(np.nanargmax(adipoq)), 3] == 1.0

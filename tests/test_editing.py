@@ -1,0 +1,267 @@
+"""The label edit model: assign/undo/redo/save against an independent model of the expected file."""
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from napari_stimage.annotation import read_annotation
+from napari_stimage.editing import LabelEditor, editor_for_layer, recovery_path_for
+
+SLIDE_IDS = [f"S_{c}-1" for c in "ABCDEFGH"]
+# header ",V2"; a repeated id (A), an unknown spot (X), empty and NA labels; spots F..H not in the file
+BASE_LINES = [",V2", "S_A-1,L1", "S_B-1,", "S_C-1,NA", 'S_D-1,"GG4, Cribriform"', "S_X-1,Exclude",
+              "S_A-1,undetermined", "S_E-1,L2"]
+BASE = ("\n".join(BASE_LINES) + "\n").encode()
+FIRST = {"S_A-1": "L1", "S_B-1": None, "S_C-1": None, "S_D-1": "GG4, Cribriform", "S_E-1": "L2"}
+
+label_text = st.text(
+    alphabet=st.sampled_from(list("ab L1*,\"'é✓_-")), min_size=1, max_size=8
+).filter(lambda s: s == s.strip() and s.strip() not in {"", "NA", "NaN", "nan", "N/A", "<NA>"})
+labels = st.one_of(st.none(), st.sampled_from(["L1", "L2", "WM", "Benign*"]), label_text)
+op = st.one_of(
+    st.tuples(st.just("assign"), st.lists(st.integers(0, len(SLIDE_IDS) - 1), min_size=1, max_size=4), labels),
+    st.tuples(st.just("undo")),
+    st.tuples(st.just("redo")),
+    st.tuples(st.just("save")),
+)
+
+
+def expected_file(current: dict) -> bytes:
+    """What the file must hold: unchanged rows verbatim, changed spots' rows rewritten, new spots appended."""
+    out = [BASE_LINES[0]]
+    for line in BASE_LINES[1:]:
+        spot = line.split(",", 1)[0]
+        if spot in current and current[spot] != FIRST.get(spot):
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow([spot, current[spot] or ""])
+            out.append(buf.getvalue())
+        else:
+            out.append(line)
+    for spot in SLIDE_IDS:
+        if spot not in FIRST and current[spot] is not None:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow([spot, current[spot]])
+            out.append(buf.getvalue())
+    return ("\n".join(out) + "\n").encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op, max_size=50), max_undo=st.sampled_from([3, 100]))
+def test_random_edits_undo_redo_save_reload(ops, max_undo):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "S_anno.csv"
+        path.write_bytes(BASE)
+        editor = LabelEditor(SLIDE_IDS, read_annotation(path), max_undo=max_undo)
+        state = {s: FIRST.get(s) for s in SLIDE_IDS}
+        undo, redo = [], []
+        saved_state = dict(state)
+        for step in ops:
+            if step[0] == "assign":
+                _, idx, label = step
+                new = dict(state)
+                for i in idx:
+                    new[SLIDE_IDS[i]] = label
+                changed = editor.assign(idx, label)
+                assert changed == sum(new[s] != state[s] for s in SLIDE_IDS)
+                if new != state:
+                    undo.append(state)
+                    undo[:] = undo[-max_undo:]
+                    redo.clear()
+                    state = new
+            elif step[0] == "undo":
+                assert editor.undo() == bool(undo)
+                if undo:
+                    redo.append(state)
+                    state = undo.pop()
+            elif step[0] == "redo":
+                assert editor.redo() == bool(redo)
+                if redo:
+                    undo.append(state)
+                    state = redo.pop()
+            else:
+                editor.save()
+                saved_state = dict(state)
+                assert not editor.dirty
+                assert path.read_bytes() == expected_file(state)
+            assert editor.labels.tolist() == [state[s] for s in SLIDE_IDS]
+            if not editor.dirty:
+                assert state == saved_state
+        editor.save()
+        assert path.read_bytes() == expected_file(state)
+        reloaded = LabelEditor(SLIDE_IDS, read_annotation(path))
+        assert reloaded.labels.tolist() == [state[s] for s in SLIDE_IDS]
+        assert read_annotation(path).spot_ids[: len(BASE_LINES) - 1] == [l.split(",")[0] for l in BASE_LINES[1:]]
+
+
+def test_undo_keeps_at_least_100_steps(tmp_path):
+    editor = LabelEditor(SLIDE_IDS, annotation_path=tmp_path / "S_anno.csv")
+    for k in range(150):
+        editor.assign([k % len(SLIDE_IDS)], f"L{k}")
+    for _ in range(150):
+        editor.undo()
+    assert editor.labels.tolist() == [None] * len(SLIDE_IDS)
+    assert editor.dirty is False  # back at the loaded state, which was still reachable
+
+
+def test_labels_that_read_back_as_missing_are_refused(tmp_path):
+    editor = LabelEditor(SLIDE_IDS, annotation_path=tmp_path / "S_anno.csv")
+    with pytest.raises(ValueError, match="unlabelled"):
+        editor.assign([0], "NA")
+    assert editor.assign([0], float("nan")) == 0  # NaN means clear: nothing to clear
+
+
+def test_repeated_coord_ids_share_one_label(tmp_path):
+    editor = LabelEditor(["S_A-1", "S_B-1", "S_A-1"], annotation_path=tmp_path / "S_anno.csv")
+    assert editor.assign([2], "L3") == 2
+    assert editor.labels.tolist() == ["L3", None, "L3"]
+    editor.save()
+    assert (tmp_path / "S_anno.csv").read_bytes() == b",label\nS_A-1,L3\n"
+
+
+def test_recovery_is_written_offered_and_discarded_on_save(tmp_path):
+    path = tmp_path / "S_anno.csv"
+    path.write_bytes(BASE)
+    editor = LabelEditor(SLIDE_IDS, read_annotation(path), slide_name="S")
+    editor.assign([1, 6], "tumor, edge")
+    assert recovery_path_for(path).exists()
+    # a crash: the next session finds the edits
+    again = LabelEditor(SLIDE_IDS, read_annotation(path), slide_name="S")
+    recovery = again.find_recovery()
+    assert recovery is not None and recovery.labels == {"S_B-1": "tumor, edge", "S_G-1": "tumor, edge"}
+    assert "2 unsaved" in recovery.describe()
+    again.apply_recovery(recovery)
+    assert again.labels.tolist() == editor.labels.tolist() and again.dirty
+    again.save()
+    assert not recovery_path_for(path).exists()
+    assert path.read_bytes() == expected_file({**{s: FIRST.get(s) for s in SLIDE_IDS}, "S_B-1": "tumor, edge", "S_G-1": "tumor, edge"})
+
+
+def test_editor_updates_the_layer_features_and_emits(slide):
+    from napari.layers import Points
+
+    from napari_stimage.layers import spots_layer_data
+
+    data, meta, _ = spots_layer_data(slide)
+    layer = Points(data, **meta)
+    editor = editor_for_layer(layer)
+    seen = []
+    layer.events.features.connect(lambda e: seen.append(layer.features["label"].copy()))
+    editor.assign([0, 1, 2], "brand new")
+    assert list(layer.features["label"][:3]) == ["brand new"] * 3 and len(seen) == 1
+    editor.undo()
+    expected = slide.labels[:3]
+    got = layer.features["label"][:3].tolist()
+    assert all((a == b) or (a != a and b != b) for a, b in zip(got, expected))
+    assert len(seen) == 2
+    assert editor_for_layer(layer) is editor
+
+
+def test_unedited_slide_saves_byte_identical(slide, tmp_path):
+    editor = LabelEditor.from_slide(slide)
+    original = slide.paths.annotation.read_bytes()
+    editor.assign([0], "x")
+    editor.undo()
+    assert not editor.dirty
+    editor.save(tmp_path / "copy.csv")
+    assert (tmp_path / "copy.csv").read_bytes() == original
+
+
+def test_changed_on_disk_is_refused_unless_forced(slide):
+    from napari_stimage.annotation import AnnotationChangedOnDisk
+
+    editor = LabelEditor.from_slide(slide)
+    editor.assign([0], "mine")
+    slide.paths.annotation.write_bytes(b",V2\nsomeone,else\n")
+    with pytest.raises(AnnotationChangedOnDisk):
+        editor.save()
+    assert slide.paths.annotation.read_bytes() == b",V2\nsomeone,else\n" and editor.dirty
+    editor.save(force=True)
+    assert not editor.dirty
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    radius=st.floats(0.5, 40),
+    path=st.lists(st.tuples(st.floats(-10, 210), st.floats(-10, 210)), min_size=1, max_size=6),
+)
+def test_brush_index_matches_brute_force(seed, radius, path):
+    from napari_stimage.selection import SpotIndex, points_near_path
+
+    positions = np.random.default_rng(seed).uniform(0, 200, (400, 2))
+    brute = points_near_path(positions, np.array(path), radius)
+    dist = np.min(
+        [np.hypot(*(positions - p).T) for p in np.array(path)], axis=0
+    )  # the path's vertices alone are always inside the brush
+    assert set(np.flatnonzero(dist <= radius)) <= set(brute.tolist())
+    assert SpotIndex(positions).near_path(np.array(path), radius).tolist() == brute.tolist()
+
+
+def test_save_as_moves_the_recovery_with_the_file(tmp_path):
+    path = tmp_path / "S_anno.csv"
+    path.write_bytes(BASE)
+    editor = LabelEditor(SLIDE_IDS, read_annotation(path))
+    editor.assign([7], "new")
+    assert recovery_path_for(path).exists()
+    other = tmp_path / "elsewhere.csv"
+    editor.save(other)
+    assert not recovery_path_for(path).exists() and not editor.dirty
+    assert path.read_bytes() == BASE and other.read_bytes() == BASE + b"S_H-1,new\n"
+    editor.assign([7], None)
+    assert recovery_path_for(other).exists()
+
+
+def test_assign_accepts_masks_sets_and_rejects_bad_indices(tmp_path):
+    editor = LabelEditor(SLIDE_IDS, annotation_path=tmp_path / "S_anno.csv")
+    mask = np.zeros(len(SLIDE_IDS), bool)
+    mask[[1, 5]] = True
+    assert editor.assign(mask, "m") == 2 and editor.indices_with_label("m").tolist() == [1, 5]
+    assert editor.assign({0, 1}, "s") == 2
+    with pytest.raises(IndexError):
+        editor.assign([len(SLIDE_IDS)], "x")
+    with pytest.raises(IndexError):
+        editor.assign(np.ones(3, bool), "x")
+
+
+def test_failed_save_keeps_file_edits_and_recovery(tmp_path, monkeypatch):
+    from napari_stimage import annotation as anno_mod
+    from napari_stimage.errors import SlideError
+
+    path = tmp_path / "S_anno.csv"
+    path.write_bytes(BASE)
+    editor = LabelEditor(SLIDE_IDS, read_annotation(path))
+    editor.assign([0, 7], "keep me")
+
+    def disk_full(handle, data):
+        handle.write(data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(anno_mod, "_write_payload", disk_full)
+    with pytest.raises(SlideError, match="No space left"):
+        editor.save()
+    assert path.read_bytes() == BASE and editor.dirty
+    assert recovery_path_for(path).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.undo()
+    editor.save()
+    assert not editor.dirty and b"S_H-1,keep me\n" in path.read_bytes()
+
+
+def test_saved_labels_come_back_when_the_slide_is_reopened(slide):
+    from napari_stimage import load_slide
+
+    editor = LabelEditor.from_slide(slide)
+    editor.assign([0, 1, 2], "Lésion, \"B\" *")
+    editor.assign([3], None)
+    editor.save()
+    reopened = load_slide(slide.paths.coord)
+    got = [None if isinstance(v, float) else v for v in reopened.labels.tolist()]
+    assert got == editor.labels.tolist()
+    assert reopened.report.repeated_annotation_ids == slide.report.repeated_annotation_ids
+    assert reopened.report.annotation_not_in_coord == slide.report.annotation_not_in_coord
