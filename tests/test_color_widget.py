@@ -264,3 +264,31 @@ def test_recent_genes_survive_a_new_widget_and_apply(viewer_and_widget, qtbot, s
     assert again.state().gene.genes == ("ADIPOQ",)
     adipoq = np.log1p(slide.gene_values("ADIPOQ"))
     assert layer.face_color[int(np.nanargmax(adipoq)), 3] == 1.0
+
+
+def test_slide_opens_coloured_by_its_labels(viewer_and_widget, slide):
+    _, widget, layer = viewer_and_widget
+    assert widget.state().mode == "label" and widget.tabs.currentIndex() == 1
+    labels = layer.features["label"].to_numpy()
+    expected = col.label_colors(labels, widget.palette)
+    assert np.allclose(layer.face_color, expected, atol=1e-6)
+    cancer = int(np.flatnonzero(labels == "invasive cancer")[0])
+    adipose = int(np.flatnonzero(labels == "adipose tissue")[0])
+    assert not np.allclose(layer.face_color[cancer], layer.face_color[adipose])
+
+
+def test_slide_without_annotation_opens_coloured_by_its_top_gene(make_napari_viewer, qtbot, tmp_path):
+    from napari_stimage import load_slide
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    paths = write_synthetic_slide(tmp_path / "ds", with_annotation=False)
+    slide = load_slide(paths.coord)
+    viewer = make_napari_viewer()
+    layer = _add_slide(viewer, slide)
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.state().mode == "gene" and widget.tabs.currentIndex() == 0
+    assert widget.state().gene.genes == (slide.default_genes[0],)
+    values = np.log1p(slide.gene_values(slide.default_genes[0]))
+    hot = int(np.nanargmax(values))
+    assert layer.face_color[hot, 3] == 1.0

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
+from .labels import is_unlabelled
 from .layers import slide_of
 
 STATE_KEY = "stimage_coloring"
@@ -206,6 +207,23 @@ class ColorWidget(QWidget):
         layer.events.features.connect(self._on_features_changed)
         self.slide_label.setText(f"Slide: {slide_of(layer).name}")
         self._sync_ui_from_state()
+        if self.state().mode is None:
+            self._apply_initial_coloring()
+
+    def _apply_initial_coloring(self):
+        """A slide opens coloured: by its pathologist labels when it has any, else by its most variable gene."""
+        features = self.layer.features
+        slide = slide_of(self.layer)
+        if "label" in features.columns and not features["label"].map(is_unlabelled).all():
+            self._syncing = True
+            self.tabs.setCurrentIndex(1)
+            self._syncing = False
+            self.color_by_label()
+        elif slide.default_genes:
+            self._syncing = True
+            self.tabs.setCurrentIndex(0)
+            self._syncing = False
+            self.apply_genes([slide.default_genes[0]])
 
     def state(self) -> LayerColorState | None:
         if self.layer is None:
