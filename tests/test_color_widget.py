@@ -5,20 +5,13 @@ from qtpy.QtCore import Qt
 from napari_stimage import coloring as col
 from napari_stimage._widget_color import VALUE_COLUMN, ColorWidget
 from napari_stimage.labels import UNLABELLED
-from napari_stimage.layers import slide_layer_data
-
-
-def _add_slide(viewer, slide):
-    layers = []
-    for data, meta, kind in slide_layer_data(slide):
-        layers.append(getattr(viewer, f"add_{kind}")(data, **meta))
-    return layers[-1]
+from napari_stimage.layers import add_slide_to_viewer
 
 
 @pytest.fixture
 def viewer_and_widget(make_napari_viewer, slide, qtbot):
     viewer = make_napari_viewer()
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     widget = ColorWidget(viewer)
     qtbot.addWidget(widget)
     return viewer, widget, layer
@@ -146,10 +139,10 @@ def test_follows_selected_layer_with_two_slides(make_napari_viewer, qtbot, tmp_p
     viewer = make_napari_viewer()
     a = load_slide(write_synthetic_slide(tmp_path / "a", name="Slide_A_Visium").coord)
     b = load_slide(write_synthetic_slide(tmp_path / "b", name="Slide_B_Visium", seed=1).coord)
-    layer_a = _add_slide(viewer, a)
+    layer_a = add_slide_to_viewer(viewer, a)[-1]
     widget = ColorWidget(viewer)
     qtbot.addWidget(widget)
-    layer_b = _add_slide(viewer, b)
+    layer_b = add_slide_to_viewer(viewer, b)[-1]
     viewer.layers.selection.active = layer_b
     assert widget.layer is layer_b and "Slide_B" in widget.slide_label.text()
     _type_gene(qtbot, widget, "COL1A1")
@@ -165,8 +158,7 @@ def test_follows_selected_layer_with_two_slides(make_napari_viewer, qtbot, tmp_p
 
 def test_screenshot_shows_gene_colours(make_napari_viewer, qtbot, slide):
     viewer = make_napari_viewer(show=True)
-    for data, meta, kind in slide_layer_data(slide):
-        layer = getattr(viewer, f"add_{kind}")(data, **meta)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     viewer.layers[0].visible = False  # the spots alone on the black canvas
     layer.border_width = 0
     layer.opacity = 1.0
@@ -220,7 +212,7 @@ def test_widget_and_render_give_the_same_colours(viewer_and_widget, qtbot, slide
 
 def test_widget_is_contributed_through_the_manifest(make_napari_viewer, slide):
     viewer = make_napari_viewer()
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     _, widget = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
     assert isinstance(widget, ColorWidget)
     # napari hands plugins a public-only proxy of the viewer: colouring must work through it
@@ -284,7 +276,7 @@ def test_slide_without_annotation_opens_coloured_by_its_top_gene(make_napari_vie
     paths = write_synthetic_slide(tmp_path / "ds", with_annotation=False)
     slide = load_slide(paths.coord)
     viewer = make_napari_viewer()
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     widget = ColorWidget(viewer)
     qtbot.addWidget(widget)
     assert widget.state().mode == "gene" and widget.tabs.currentIndex() == 0

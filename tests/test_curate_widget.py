@@ -6,19 +6,14 @@ import pytest
 from napari_stimage._widget_curate import CurateWidget
 from napari_stimage.annotation import read_annotation
 from napari_stimage.editing import editor_for_layer
-from napari_stimage.layers import slide_layer_data
+from napari_stimage.layers import add_slide_to_viewer
 from napari_stimage.selection import points_in_polygon, points_near_path
-
-
-def _add_slide(viewer, slide):
-    layers = [getattr(viewer, f"add_{kind}")(data, **meta) for data, meta, kind in slide_layer_data(slide)]
-    return layers[-1]
 
 
 @pytest.fixture
 def curate(make_napari_viewer, slide, qtbot):
     viewer = make_napari_viewer()
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     widget = CurateWidget(viewer)
     widget.questions = []
     # closing the viewer at teardown asks about unsaved edits: answer "don't save"
@@ -154,7 +149,7 @@ def test_closing_with_unsaved_edits_asks_and_recovery_is_offered(make_napari_vie
 
     viewer = make_napari_viewer()
     slide = load_slide(slide_paths.coord)
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     widget = CurateWidget(viewer)
     qtbot.addWidget(widget)
     widget.editor.assign([3, 4], "from scratch")
@@ -168,7 +163,7 @@ def test_closing_with_unsaved_edits_asks_and_recovery_is_offered(make_napari_vie
     # the slide opened again: recovery is offered and restores the edits
     slide2 = load_slide(slide_paths.coord)
     widget.ask = lambda title, text, choices: questions.append(title) or "Recover"
-    layer2 = _add_slide(viewer, slide2)
+    layer2 = add_slide_to_viewer(viewer, slide2)[-1]
     qtbot.waitUntil(lambda: "Recover unsaved labels?" in questions, timeout=5000)
     labels = layer2.features["label"].to_numpy()
     assert labels[3] == labels[4] == "from scratch"
@@ -181,7 +176,7 @@ def test_slide_without_annotation_is_annotated_from_scratch(make_napari_viewer, 
     paths = write_synthetic_slide(tmp_path / "root", with_annotation=False)
     viewer = make_napari_viewer()
     slide = load_slide(paths.coord)
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     widget = CurateWidget(viewer)
     qtbot.addWidget(widget)
     assert "new file" in widget.status.text()
@@ -199,7 +194,7 @@ def test_writer_contribution_saves_labels(make_napari_viewer, slide, tmp_path):
     from napari.plugins.io import save_layers
 
     viewer = make_napari_viewer()
-    layer = _add_slide(viewer, slide)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
     layer.features.loc[0, "label"] = "via writer, *"
     out = tmp_path / "saved_anno.csv"
     written = save_layers(str(out), [layer], plugin="napari-stimage")

@@ -87,12 +87,11 @@ def _canvas_pixel(viewer, shot, y, x):
 
 
 def test_rendered_slide_shows_tissue_and_spot_rims(make_napari_viewer, slide):
-    from napari_stimage.layers import slide_layer_data
+    from napari_stimage.layers import add_slide_to_viewer
     from napari_stimage.synthetic import REGIONS, region_of
 
     viewer = make_napari_viewer(show=True)
-    for data, meta, kind in slide_layer_data(slide):
-        getattr(viewer, f"add_{kind}")(data, **meta)
+    add_slide_to_viewer(viewer, slide)
     viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
     pos = slide.positions

@@ -14,7 +14,7 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     from napari.qt.threading import create_worker
     from napari.utils.notifications import show_error, show_warning
 
-    from .layers import slide_layer_data
+    from .layers import add_slide_to_viewer, slide_layer_data
     from .slide import load_slide
 
     def work():
@@ -51,8 +51,7 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
 
     def on_returned(result):
         slide, layer_data = result
-        for data, meta, kind in layer_data:
-            getattr(viewer, f"add_{kind}")(data, **meta)
+        add_slide_to_viewer(viewer, slide, layer_data)
         if slide.report:
             show_warning(slide.report.summary(slide.name))
         if dock_widgets:

@@ -69,6 +69,12 @@ def slide_layer_data(slide: Slide) -> list[tuple]:
     return layers
 
 
+def add_slide_to_viewer(viewer, slide: Slide, layer_data: list[tuple] | None = None) -> list:
+    """Add a slide's layers to `viewer` (from `layer_data` when already built); returns them."""
+    layer_data = slide_layer_data(slide) if layer_data is None else layer_data
+    return [getattr(viewer, f"add_{kind}")(data, **meta) for data, meta, kind in layer_data]
+
+
 def slide_of(layer) -> Slide | None:
     """The slide a layer was opened from, or None for layers this plugin did not make."""
     meta = getattr(layer, "metadata", None) or {}
