@@ -139,3 +139,36 @@ def test_dense_slide_gets_raster_layers(tmp_path, monkeypatch):
     assert lmeta["metadata"][SLIDE_KEY] is slide and labels.dtype == np.int32
     grid = meta["metadata"][bins.GRID_KEY]
     np.testing.assert_allclose(grid.values_at_spots(counts), np.log1p(slide.total_counts), rtol=1e-6)
+
+
+def test_napari_labels_layer_painting_reaches_the_editor(tmp_path, monkeypatch):
+    from napari.layers import Labels
+
+    from napari_stimage import load_slide
+    from napari_stimage.bins import bind_bin_labels
+    from napari_stimage.editing import editor_for_layer
+    from napari_stimage.layers import slide_layer_data
+
+    pos, _ = lattice(n_rows=12, n_cols=15, noise=0, keep=1.0)
+    root = tmp_path / "STimage-1K4M" / "VisiumHD"
+    (root / "coord").mkdir(parents=True)
+    name = "Bins_Test_VisiumHD"
+    with open(root / "coord" / f"{name}_coord.csv", "w") as fh:
+        fh.write(",yaxis,xaxis,r\n")
+        for k, (y, x) in enumerate(pos):
+            fh.write(f"b{k},{y},{x},14.65\n")
+    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 100)
+    slide = load_slide(root / "coord" / f"{name}_coord.csv")
+    data, meta, kind = slide_layer_data(slide)[-1]
+    assert kind == "labels"
+    layer = Labels(data, **meta)
+    sync = bind_bin_labels(layer)
+    editor = editor_for_layer(layer)
+    assert editor is sync.editor
+    grid = meta["metadata"][bins.GRID_KEY]
+    layer.paint((grid.row[7], grid.col[7]), 2, refresh=False)  # brush size 10 covers neighbours too
+    labelled = np.flatnonzero(np.not_equal(editor.labels, None))
+    assert 7 in labelled
+    assert set(editor.labels[labelled]) == {sync.categories[1]}
+    assert editor.undo()
+    assert sync.raster[grid.row[7], grid.col[7]] == 0

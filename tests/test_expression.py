@@ -119,3 +119,13 @@ def test_stats_match_matrix(tmp_path):
 
 def test_make_unique_skips_existing_names():
     assert make_unique(["A", "A", "A-1", "B", "A"]) == ["A", "A-2", "A-1", "B", "A-3"]
+
+
+@pytest.mark.parametrize("fmt", ["{:.0f}", "{:.1f}"])
+def test_fast_path_taken_for_float_and_int_files(tmp_path, fmt, monkeypatch):
+    from napari_stimage import expression
+
+    text, counts = dense_text(np.random.default_rng(5), 30, 44, fmt=fmt)
+    monkeypatch.setattr(expression, "_parse_lines_exact", lambda *a: pytest.fail("slow path used"))
+    expr = read_count_csv(write(tmp_path, text))
+    np.testing.assert_array_equal(expr.matrix.toarray(), counts.astype(np.float32))

@@ -237,15 +237,60 @@ class LabelRasterSync:
             total += self.editor.assign(spots, self.label_of(int(code)))
         return total
 
+    def on_paint_atoms(self, atoms) -> int | None:
+        """Apply napari's paint history atoms `(indices, old values, new values)`; None if unknown.
+
+        napari emits `paint` before writing the pixels for programmatic `paint()` calls (after,
+        for mouse strokes), so the atoms, not the layer data, say what was painted.
+        """
+        rows, cols, new = [], [], []
+        for atom in atoms or ():
+            if hasattr(atom, "slice_key") and hasattr(atom, "new_value"):  # napari >= 0.6 masked atom
+                box_r, box_c = atom.slice_key[-2], atom.slice_key[-1]
+                rr, cc = np.mgrid[box_r, box_c]
+                if atom.mask is not None:
+                    mask = np.asarray(atom.mask).reshape(rr.shape)
+                    rr, cc = rr[mask], cc[mask]
+                r, c, values = rr.ravel(), cc.ravel(), atom.new_value
+            elif isinstance(atom, tuple) and len(atom) == 3:  # (indices, old values, new values)
+                indices, _, values = atom
+                r, c = np.asarray(indices[-2]).ravel(), np.asarray(indices[-1]).ravel()
+            else:
+                return None
+            rows.append(r)
+            cols.append(c)
+            new.append(np.broadcast_to(np.asarray(values), r.shape).ravel())
+        if not rows:
+            return 0
+        spots = self.grid.spots_at_pixels(np.concatenate(rows), np.concatenate(cols))
+        codes = np.concatenate(new).astype(np.int64)
+        keep = spots >= 0
+        spots, codes = spots[keep], codes[keep]
+        total = 0
+        for code in np.unique(codes).tolist():
+            chosen = np.unique(spots[codes == code])
+            chosen = chosen[self.codes[chosen] != code]
+            if chosen.size:
+                self.codes[chosen] = code
+                total += self.editor.assign(chosen, self.label_of(int(code)))
+        return total
+
     def bind(self, layer) -> None:
         """Connect a napari Labels layer whose data is `self.raster` (painting -> editor -> raster)."""
         def view(indices):
             self.on_editor_change(indices)
             layer.refresh()
 
+        def painted(event=None):
+            if self.on_paint_atoms(getattr(event, "value", None)) is None:
+                self.on_painted(layer.data)
+
         self.editor.add_view(view)
-        event = getattr(layer.events, "paint", None) or layer.events.data
-        event.connect(lambda _event=None: self.on_painted(layer.data))
+        # An emitter without callbacks is falsy, so test for the attribute, not its truth.
+        if hasattr(layer.events, "paint"):
+            layer.events.paint.connect(painted)
+        else:
+            layer.events.data.connect(lambda _event=None: self.on_painted(layer.data))
 
 
 BINS_SUFFIX = " bins"
@@ -284,3 +329,25 @@ def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
         )
     )
     return layers
+
+
+def bind_bin_labels(layer, editor=None) -> LabelRasterSync:
+    """Make a bin-labels Labels layer editable: painting bins assigns labels to their spots.
+
+    Uses (or creates from the slide) the `editing.LabelEditor`, stored in the layer's metadata
+    under the editor key, so `editing.editor_for_layer(layer)` finds it (undo, save, autosave).
+    """
+    from .editing import EDITOR_KEY, LabelEditor
+    from .layers import slide_of
+
+    slide = slide_of(layer)
+    grid = layer.metadata.get(GRID_KEY)
+    if slide is None or grid is None:
+        raise ValueError(f"layer {layer.name!r} is not a napari-stimage bin-labels layer")
+    editor = editor or layer.metadata.get(EDITOR_KEY) or LabelEditor.from_slide(slide)
+    sync = LabelRasterSync(grid, editor, layer.metadata.get("stimage_label_categories"))
+    layer.data = sync.raster
+    layer.metadata[EDITOR_KEY] = editor
+    layer.metadata["stimage_label_sync"] = sync
+    sync.bind(layer)
+    return sync

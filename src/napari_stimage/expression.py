@@ -1,8 +1,14 @@
 """Spots x genes expression, streamed from the dataset's dense count CSV into a sparse matrix.
 
 The count files are dense text (`,GENE1,GENE2,...` then `spot_id,0.0,1.0,...`), mostly zeros,
-and up to 44 GB. They are parsed in blocks with pyarrow's multithreaded CSV reader and each
-block is turned into a CSR slice straight away, so memory follows the non-zeros, not the file.
+and up to 44 GB. `iter_count_blocks` reads them in blocks of whole lines (16 MiB) and tokenises
+each block with numpy (no per-cell Python, no float parsing of zeros; see `_parse_lines_fast`),
+yielding only the non-zeros, so memory follows the block size and the non-zeros, not the file.
+Anything the fast path does not recognise (quotes, `0`/`2.5`/`1e3` cells, blank lines, errors)
+falls back, per block, to an exact tokenizer that names the file and line of a bad cell.
+
+`read_count_csv` builds an in-memory `Expression`; `cache.load_expression_cached` (what slides
+use) streams to an on-disk CSC cache instead and memory-maps it.
 """
 
 from __future__ import annotations
@@ -213,7 +219,8 @@ def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock |
     """The dataset's own layout, where every zero cell is exactly `0.0` and counts are `N.0`.
 
     Only the bytes of non-zero cells are looked at one by one: the column of a non-zero cell
-    follows from the byte distance to the previous one (each zero cell is 4 bytes, `0.0,`).
+    follows from the byte distance to the previous one (each zero cell is 4 bytes, `0.0,`, or
+    2 bytes, `0,`, in files written as integers).
     Every assumption is checked (characters, commas and dots per line, gap sizes); on any
     surprise this returns None and the exact tokenizer handles the block.
     """
@@ -226,14 +233,21 @@ def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock |
     spot_ids: list[str] = []
     id_end = np.empty(n_lines, dtype=np.int64)
     leftover_in_ids = []
+    zero_width: int | None = None  # bytes of a zero cell with its comma: `0.0,` or `0,`
     for k, (a, b) in enumerate(zip(line_start.tolist(), newline_at.tolist())):
         line = data[a:b]
         comma = line.find(b",")
         if comma <= 0 or line.count(b",") != n_genes:
             return None
         spot_id = line[:comma]
-        if b'"' in spot_id or line.count(b".") - spot_id.count(b".") != n_genes:
+        if b'"' in spot_id:
             return None
+        # Every value cell has one dot (`0.0`, `3.0`) or none (`0`, `3`): zero cells are 4 or 2 bytes.
+        dots = line.count(b".") - spot_id.count(b".")
+        cell_style = 4 if dots == n_genes else 2 if dots == 0 else None
+        if cell_style is None or (zero_width is not None and cell_style != zero_width):
+            return None
+        zero_width = cell_style
         id_end[k] = a + comma
         spot_ids.append(spot_id.decode("utf-8"))
         leftover_in_ids.append(spot_id.translate(None, _ALLOWED_IN_COUNTS))
@@ -286,9 +300,9 @@ def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock |
         first_in_line[1:] = line_of[1:] != line_of[:-1]
         prev_end[first_in_line] = id_end[line_of[first_in_line]]
         gap = starts - prev_end - 1
-        if (gap % 4).any():
+        if (gap % zero_width).any():
             return None
-        step = gap // 4 + 1
+        step = gap // zero_width + 1
         running = np.cumsum(step)
         line_base = np.zeros(len(starts), dtype=np.int64)
         group_start = np.flatnonzero(first_in_line)
@@ -299,12 +313,16 @@ def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock |
         last_in_line = np.ones(len(starts), dtype=bool)
         last_in_line[:-1] = line_of[1:] != line_of[:-1]
         tail = newline_at[line_of[last_in_line]] - ends[last_in_line]
-        if (tail % 4).any() or not np.array_equal(cols[last_in_line] + 1 + tail // 4, np.full(last_in_line.sum(), n_genes)):
+        if (tail % zero_width).any() or not np.array_equal(
+            cols[last_in_line] + 1 + tail // zero_width, np.full(last_in_line.sum(), n_genes)
+        ):
             return None
     else:
         cols = np.zeros(0, dtype=np.int64)
-    empty_lines = np.setdiff1d(np.arange(n_lines), line_of)
-    if len(empty_lines) and not np.all(newline_at[empty_lines] - id_end[empty_lines] == 4 * n_genes):
+    has_value = np.zeros(n_lines, dtype=bool)
+    has_value[line_of] = True
+    empty_lines = np.flatnonzero(~has_value)
+    if len(empty_lines) and not np.all(newline_at[empty_lines] - id_end[empty_lines] == zero_width * n_genes):
         return None
     if (cols >= n_genes).any():
         return None
@@ -317,7 +335,7 @@ def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock |
 def _parse_lines_exact(
     path: Path, data: bytes, n_genes: int, first_row: int, first_line_no: int
 ) -> CountBlock:
-    """Tokenise whole lines of a count file with numpy: find separators, decode only non-zeros.
+    """Tokenise whole lines with numpy (every separator located): any cell format, exact errors.
 
     Zero cells (`0`, `0.0`) are recognised by their bytes and never converted; non-zero whole
     counts (`3`, `12.0`) are decoded digit by digit in bulk; anything else (`2.5`, `1e3`) goes
