@@ -132,3 +132,11 @@ def test_path_that_is_no_slide(tmp_path):
     (tmp_path / "x.csv").write_text("a\n")
     with pytest.raises(SlideError, match="not a file of an STimage-1K4M slide"):
         load_slide(tmp_path / "x.csv")
+
+
+def test_progress_covers_expression_and_image(slide_paths):
+    seen = []
+    slide = load_slide(slide_paths.image, progress=lambda done, total: seen.append(done / total), decode_image=True)
+    assert "image_levels" in slide.__dict__  # decoded during the load, not later on the GUI thread
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert any(0 < f <= 0.8 for f in seen)  # the count file's share

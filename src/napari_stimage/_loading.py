@@ -28,8 +28,10 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
 
         def load():
             try:
-                slide = load_slide(path, progress=lambda done, total: updates.put(int(100 * done / max(total, 1))))
-                # decode the image and build the feature table here too, not on the GUI thread
+                slide = load_slide(
+                    path, progress=lambda done, total: updates.put(int(100 * done / max(total, 1))), decode_image=True
+                )
+                # build the feature table here too, not on the GUI thread
                 outcome["result"] = (slide, slide_layer_data(slide))
             except BaseException as exc:  # handed to the worker's errored signal below
                 outcome["error"] = exc

@@ -24,7 +24,7 @@ def read_slide(path):
     from napari.utils import progress
     from napari.utils.notifications import show_warning
 
-    with progress(total=100, desc="Reading expression") as bar:
+    with progress(total=100, desc="Reading slide") as bar:
         state = {"pct": 0}
 
         def on_progress(done, total):
@@ -33,7 +33,7 @@ def read_slide(path):
                 bar.update(pct - state["pct"])
                 state["pct"] = pct
 
-        slide = load_slide(path, progress=on_progress)
+        slide = load_slide(path, progress=on_progress, decode_image=True)
     if slide.report:
         show_warning(slide.report.summary(slide.name))
     return slide_layer_data(slide)

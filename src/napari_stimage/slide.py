@@ -150,11 +150,18 @@ class Slide:
     @cached_property
     def image_levels(self) -> list | None:
         """Pyramid levels of the H&E image (largest first), or None when the slide has none."""
-        if self.paths.image is None:
-            return None
-        from .images import read_image
+        return self.load_image()
 
-        return read_image(self.paths.image)
+    def load_image(self, progress: ProgressCallback | None = None) -> list | None:
+        """Decode the image now (building its cached pyramid the first time, with progress)."""
+        if "image_levels" not in self.__dict__:
+            levels = None
+            if self.paths.image is not None:
+                from .images import read_image
+
+                levels = read_image(self.paths.image, progress=progress)
+            self.__dict__["image_levels"] = levels  # fills the cached_property
+        return self.__dict__["image_levels"]
 
     def _align(self, per_count_row: np.ndarray) -> np.ndarray:
         out = np.full(self.n_spots, np.nan, dtype=np.float64)
@@ -233,8 +240,23 @@ class Slide:
         return adata
 
 
-def load_slide(path: str | Path | SlidePaths, progress: ProgressCallback | None = None) -> Slide:
-    """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input."""
+def _progress_share(progress: ProgressCallback | None, start: float, end: float) -> ProgressCallback | None:
+    """Report a step's progress as the [start, end] share of one overall 0..1000 bar."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
+
+
+def load_slide(
+    path: str | Path | SlidePaths,
+    progress: ProgressCallback | None = None,
+    decode_image: bool = False,
+) -> Slide:
+    """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input.
+
+    With `decode_image` the image is decoded too (its pyramid built on first use), and
+    `progress` covers both steps; otherwise the image is decoded when first asked for.
+    """
     paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
     if paths is None:
         raise SlideError(path, "not a file of an STimage-1K4M slide (no matching _coord.csv found)")
@@ -245,7 +267,7 @@ def load_slide(path: str | Path | SlidePaths, progress: ProgressCallback | None 
     expression = None
     rows = np.full(len(spots), -1, dtype=np.int64)
     if paths.count is not None:
-        expression = load_expression(paths.count, progress)
+        expression = load_expression(paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0))
         count_ids = pd.Index(expression.spot_ids)
         report.repeated_count_ids = _repeated(count_ids)
         first_row = pd.Series(np.arange(len(count_ids)), index=count_ids)
@@ -267,7 +289,7 @@ def load_slide(path: str | Path | SlidePaths, progress: ProgressCallback | None 
             dict.fromkeys(s for s in annotation.spot_ids if s not in coord_ids)
         )
 
-    return Slide(
+    slide = Slide(
         paths=paths,
         spots=spots,
         expression=expression,
@@ -275,3 +297,8 @@ def load_slide(path: str | Path | SlidePaths, progress: ProgressCallback | None 
         report=report,
         expression_rows=rows,
     )
+    if decode_image:
+        slide.load_image(_progress_share(progress, 0.8, 1.0))
+    if progress is not None:
+        progress(1000, 1000)
+    return slide
