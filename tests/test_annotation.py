@@ -12,6 +12,7 @@ from napari_stimage.annotation import (
     AnnotationChangedOnDisk,
     AnnotationTable,
     backup_path,
+    original_path,
     parse_annotation,
     parse_label,
     read_annotation,
@@ -125,6 +126,9 @@ def test_save_keeps_backup_and_refuses_a_file_changed_on_disk(tmp_path):
     assert path.read_bytes() == b"V1,V2\nS_A-1,changed by a colleague\n"
     write_annotation(table.with_labels({"S_B-1": "L5"}), path, expected=table.fingerprint, check_changed=False)
     assert b"S_B-1,L5" in path.read_bytes()
+    # .bak is the version just replaced; .orig stays the file as first found, whatever the saves
+    assert backup_path(path).read_bytes() == b"V1,V2\nS_A-1,changed by a colleague\n"
+    assert original_path(path).read_bytes() == VARIANTS["r_v1_na"]
 
 
 def test_a_save_killed_midway_leaves_the_original_intact(tmp_path, monkeypatch):
@@ -138,7 +142,7 @@ def test_a_save_killed_midway_leaves_the_original_intact(tmp_path, monkeypatch):
 
     def dies_halfway(handle, data):
         calls.append(len(data))
-        if len(calls) == 1:  # the backup of the old version is written first: let it through
+        if len(calls) <= 2:  # the .orig and .bak copies of the old version come first: let them through
             return real_write(handle, data)
         handle.write(data[: len(data) // 2])
         raise KeyboardInterrupt("killed during the save")
@@ -146,8 +150,8 @@ def test_a_save_killed_midway_leaves_the_original_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(anno_mod, "_write_payload", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         write_annotation(table.with_labels({"S_5-1": "new"}), path, expected=table.fingerprint)
-    assert len(calls) == 2 and path.read_bytes() == big
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["S_anno.csv", "S_anno.csv.bak"]
+    assert len(calls) == 3 and path.read_bytes() == big
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S_anno.csv", "S_anno.csv.bak", "S_anno.csv.orig"]
     assert backup_path(path).read_bytes() == big
 
 

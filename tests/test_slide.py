@@ -140,3 +140,17 @@ def test_progress_covers_expression_and_image(slide_paths):
     assert "image_levels" in slide.__dict__  # decoded during the load, not later on the GUI thread
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert any(0 < f <= 0.8 for f in seen)  # the count file's share
+
+
+def test_synthetic_slide_is_reproducible(tmp_path):
+    import subprocess
+    import sys
+
+    # separate processes: Python's per-process string hashing must not leak into the files
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "napari_stimage.synthetic", str(tmp_path / out)], check=True,
+                       capture_output=True)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 4
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f

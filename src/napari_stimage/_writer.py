@@ -1,8 +1,10 @@
 """npe2 writer: File > Save Layers on a slide's spots layer writes its labels in the annotation format.
 
-It uses the same code as the curation widget (`LabelEditor.save`), so the saved file keeps the
+It uses the same code as the curation widget (`LabelEditor`), so the saved file keeps the
 original header, row order, repeated and unknown-spot rows, and refuses to overwrite an
-annotation file that changed on disk since it was loaded.
+annotation file that changed on disk since it was loaded. Saving to the slide's own annotation
+file is a real save; saving anywhere else writes a copy and leaves the edits unsaved for the
+slide's file.
 """
 
 from __future__ import annotations
@@ -32,5 +34,10 @@ def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:
             labels = np.array([normalise_label(v) for v in features["label"].tolist()], dtype=object)
             for label in {v for v in labels.tolist() if v is not None} | {None}:
                 editor.assign(np.flatnonzero(np.equal(labels, label)), label)
-    saved = editor.save(path)
-    return [str(Path(saved))]
+    target = Path(path)
+    if editor.path is not None and target.resolve() == editor.path.resolve():
+        return [str(editor.save(target))]
+    # An export elsewhere is a copy: the slide's own annotation file stays the widget's save target,
+    # and the unsaved edits (and their recovery file) stay unsaved there.
+    editor.prepare_save(target).run()
+    return [str(target)]

@@ -16,7 +16,8 @@ UTF-8) and the writer emits unedited records verbatim:
 the file did not list, and leaves rows of other spots (also unknown spots) as they were.
 New files get the header `,label` (empty first cell, label column `DEFAULT_LABEL_COLUMN`).
 Writes are atomic (temporary file in the same folder, fsync, `os.replace`) and keep the
-previous version next to the file as `{name}.bak`. `write_annotation(..., expected=...)`
+previous version next to the file as `{name}.bak`, and the first version ever replaced as
+`{name}.orig`. `write_annotation(..., expected=...)`
 raises `AnnotationChangedOnDisk` instead of overwriting a file someone else changed.
 """
 
@@ -36,6 +37,7 @@ from .errors import SlideError
 MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan", "N/A", "<NA>"})
 DEFAULT_LABEL_COLUMN = "label"
 BACKUP_SUFFIX = ".bak"
+ORIGINAL_SUFFIX = ".orig"
 _BOM = "\ufeff"
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # bytes that are not UTF-8 round-trip unchanged
@@ -403,8 +405,15 @@ def _atomic_write_bytes(path: Path, data: bytes, mode_from: Path | None = None) 
 
 
 def backup_path(path: str | Path) -> Path:
+    """The previous version, replaced at every save."""
     path = Path(path)
     return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def original_path(path: str | Path) -> Path:
+    """The file as it was before napari-stimage first saved over it; written once, kept for good."""
+    path = Path(path)
+    return path.with_name(path.name + ORIGINAL_SUFFIX)
 
 
 def write_annotation(
@@ -418,7 +427,8 @@ def write_annotation(
 
     With `check_changed` and an `expected` fingerprint, an existing file whose content differs from
     it raises `AnnotationChangedOnDisk` and nothing is written. The file being replaced is kept as
-    `{name}.bak`. On any error the file at `path` is left as it was.
+    `{name}.bak`, and the very first version napari-stimage replaced as `{name}.orig` (never
+overwritten). On any error the file at `path` is left as it was.
     """
     path = Path(path if path is not None else table.path)
     if path is None:
@@ -430,7 +440,10 @@ def write_annotation(
         if check_changed and expected is not None and current is not None and not expected.same_content(current):
             raise AnnotationChangedOnDisk(path)
         if backup and current is not None:
-            _atomic_write_bytes(backup_path(path), path.read_bytes(), mode_from=path)
+            previous = path.read_bytes()
+            if not original_path(path).exists():  # the file as first found, never overwritten
+                _atomic_write_bytes(original_path(path), previous, mode_from=path)
+            _atomic_write_bytes(backup_path(path), previous, mode_from=path)
         _atomic_write_bytes(path, data, mode_from=path)
         return Fingerprint.of_bytes(data, path.stat().st_mtime_ns)
     except AnnotationChangedOnDisk:
