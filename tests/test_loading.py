@@ -57,3 +57,14 @@ def test_manifest_is_valid():
     manifest = npe2.PluginManifest.from_distribution("napari-stimage")
     manifest.validate_imports()
     assert manifest.contributions.readers and manifest.contributions.sample_data
+
+
+def test_cli_messages_name_the_problem(tmp_path, slide_paths, capsys):
+    assert main(["open", str(tmp_path / "missing_coord.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    out = str(tmp_path / "x.png")
+    assert main(["render", str(slide_paths.image), "--gene", "erb", "--out", out]) == 2
+    assert "did you mean ERBB2" in capsys.readouterr().err
+    assert main(["render", str(slide_paths.image), "--gene", "ERBB2", "--colormap", "magmaa", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "unknown colormap 'magmaa'" in err and "magma" in err and len(err) < 200

@@ -103,3 +103,14 @@ def test_rendered_slide_shows_tissue_and_spot_rims(make_napari_viewer, slide):
         assert np.abs(centre - tissue_rgb).max() < 40, (k, centre)
         rim = _canvas_pixel(viewer, shot, y, x + 0.97 * r)  # the border is drawn on the spot's edge
         assert rim[1] > 150 and rim[0] < 120 and rim[2] < 160, (k, rim)
+
+
+def test_damaged_image_opens_spots_with_a_warning(slide_paths, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_warning", shown.append)
+    slide_paths.image.write_bytes(b"\xff\xd8\xff" + b"truncated")
+    layers = read_slide(str(slide_paths.count))
+    assert [kind for *_, kind in layers] == ["points"]
+    assert "image not shown" in shown[0] and f"{slide_paths.image.name}" in shown[0]

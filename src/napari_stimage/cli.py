@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _cmd_demo(args) -> int:
@@ -15,8 +16,15 @@ def _cmd_demo(args) -> int:
 def _cmd_open(args) -> int:
     from .layout import resolve_slide
 
+    if not Path(args.path).is_file():
+        print(f"napari-stimage: {args.path}: no such file", file=sys.stderr)
+        return 2
     if resolve_slide(args.path) is None:
-        print(f"napari-stimage: {args.path}: not a file of an STimage-1K4M slide", file=sys.stderr)
+        print(
+            f"napari-stimage: {args.path}: not a file of an STimage-1K4M slide "
+            "(expected {slide}_coord.csv, _count.csv, _anno.csv or {slide}.png in the dataset layout)",
+            file=sys.stderr,
+        )
         return 2
     return _open_in_napari(args.path)
 

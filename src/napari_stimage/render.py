@@ -11,6 +11,7 @@ No Qt and no screen: numpy + PIL only.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -228,11 +229,42 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _check_colormap(name: str) -> str | None:
+    """None when napari knows the colormap, else a short message with the closest names."""
+    import difflib
+
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS, ensure_colormap
+
+    try:
+        ensure_colormap(name)
+        return None
+    except (KeyError, ValueError, TypeError):
+        close = difflib.get_close_matches(name, list(AVAILABLE_COLORMAPS), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; try viridis, magma, inferno, turbo or gray"
+        return f"unknown colormap {name!r}{hint}"
+
+
+def _gene_suggestions(slide, genes_text: str | None) -> str:
+    """'; did you mean ...' for the first gene of `genes_text` that the slide lacks."""
+    if not genes_text or slide.expression is None:
+        return ""
+    search = col.GeneSearch.for_slide(slide)
+    for gene in (g.strip() for g in genes_text.split(",")):
+        if gene and not search.is_gene(gene):
+            found = search.search(gene, limit=5)
+            return f"; did you mean {', '.join(found)}?" if found else ""
+    return ""
+
+
 def _cmd_render(args) -> int:
     from PIL import Image
 
     from .slide import load_slide
 
+    problem = _check_colormap(args.colormap)
+    if problem:
+        print(f"napari-stimage render: {problem}", file=sys.stderr)
+        return 2
     slide = load_slide(args.path)
     try:
         image = render_slide(
@@ -250,9 +282,8 @@ def _cmd_render(args) -> int:
             panel=not args.no_panel,
         )
     except KeyError as exc:  # unknown gene / column: a message, not a traceback
-        import sys
-
-        print(f"napari-stimage render: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        message = exc.args[0] if exc.args else str(exc)
+        print(f"napari-stimage render: {message}{_gene_suggestions(slide, args.gene)}", file=sys.stderr)
         return 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(args.out)

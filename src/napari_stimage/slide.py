@@ -38,6 +38,7 @@ class JoinReport:
     repeated_count_ids: list[str] = field(default_factory=list)
     repeated_annotation_ids: list[str] = field(default_factory=list)
     annotation_not_in_coord: list[str] = field(default_factory=list)
+    image_error: str | None = None  # the image could not be decoded: the spots open without it
 
     def messages(self) -> list[str]:
         def show(ids):
@@ -52,13 +53,18 @@ class JoinReport:
             (self.repeated_annotation_ids, "spot id(s) repeat in the annotation (first label shown, all rows kept for saving)"),
             (self.annotation_not_in_coord, "annotation row(s) name unknown spots (kept for saving)"),
         ]
-        return [f"{len(ids)} {what}: {show(ids)}" for ids, what in parts if ids]
+        messages = [f"{len(ids)} {what}: {show(ids)}" for ids, what in parts if ids]
+        if self.image_error:
+            messages.insert(0, f"image not shown: {self.image_error}")
+        return messages
 
     def __bool__(self) -> bool:
         return bool(self.messages())
 
     def summary(self, slide_name: str) -> str:
-        return f"{slide_name}: " + "; ".join(self.messages())
+        """A short first line (what a notification toast shows), then one line per problem."""
+        messages = self.messages()
+        return f"{slide_name}: {len(messages)} note(s) on opening\n" + "\n".join(f"- {m}" for m in messages)
 
 
 def _repeated(ids) -> list[str]:
@@ -255,7 +261,9 @@ def load_slide(
     """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input.
 
     With `decode_image` the image is decoded too (its pyramid built on first use), and
-    `progress` covers both steps; otherwise the image is decoded when first asked for.
+    `progress` covers both steps; an image that cannot be decoded is then reported in
+    `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
+    when first asked for (and a bad one raises then).
     """
     paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
     if paths is None:
@@ -298,7 +306,12 @@ def load_slide(
         expression_rows=rows,
     )
     if decode_image:
-        slide.load_image(_progress_share(progress, 0.8, 1.0))
+        try:
+            slide.load_image(_progress_share(progress, 0.8, 1.0))
+        except SlideError as exc:
+            # a damaged image should not hide the spots, expression and labels: open without it
+            report.image_error = str(exc)
+            slide.__dict__["image_levels"] = None
     if progress is not None:
         progress(1000, 1000)
     return slide
