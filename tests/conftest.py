@@ -7,9 +7,11 @@ SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache folder, so no test sees another's cached files."""
-    monkeypatch.setenv("NAPARI_STIMAGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache, data and config folders: no test sees another's files,
+    and none touches the user's own."""
+    for env in ("NAPARI_STIMAGE_CACHE", "NAPARI_STIMAGE_DATA", "NAPARI_STIMAGE_CONFIG"):
+        monkeypatch.setenv(env, str(tmp_path_factory.mktemp(env.rsplit("_", 1)[-1].lower())))
 
 
 @pytest.fixture

@@ -265,3 +265,14 @@ def test_saved_labels_come_back_when_the_slide_is_reopened(slide):
     assert got == editor.labels.tolist()
     assert reopened.report.repeated_annotation_ids == slide.report.repeated_annotation_ids
     assert reopened.report.annotation_not_in_coord == slide.report.annotation_not_in_coord
+
+
+def test_recovery_lives_outside_the_cache_folder(tmp_path):
+    import os
+
+    from napari_stimage.cache import cache_dir, data_dir
+
+    recovery = recovery_path_for(tmp_path / "S_anno.csv")
+    assert recovery.parent.parent == data_dir()
+    assert os.environ["NAPARI_STIMAGE_DATA"] != os.environ["NAPARI_STIMAGE_CACHE"]
+    assert not recovery.is_relative_to(cache_dir())  # emptying the cache never loses unsaved edits

@@ -1,6 +1,8 @@
 """Where napari-stimage keeps derived files, and the expression cache stored there.
 
 Set `NAPARI_STIMAGE_CACHE` to move the cache; the default is the user's cache directory.
+Recovery files and preferences live in the user's data and config directories instead
+(`NAPARI_STIMAGE_DATA`, `NAPARI_STIMAGE_CONFIG` move them).
 
 Expression cache, format version 1
 ----------------------------------
@@ -38,6 +40,8 @@ from pathlib import Path
 import numpy as np
 
 CACHE_ENV = "NAPARI_STIMAGE_CACHE"
+DATA_ENV = "NAPARI_STIMAGE_DATA"
+CONFIG_ENV = "NAPARI_STIMAGE_CONFIG"
 FORMAT_NAME = "napari-stimage-expression"
 FORMAT_VERSION = 1
 _HEAD_TAIL_BYTES = 1 << 20
@@ -47,16 +51,32 @@ _VERIFY_CRC_UP_TO = 1 << 30  # bytes; larger caches are checked by size and stru
 ProgressCallback = Callable[[int, int], None]
 
 
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENV)
+def _user_dir(env: str, kind: str) -> Path:
+    configured = os.environ.get(env)
     if configured:
         path = Path(configured).expanduser()
     else:
-        from platformdirs import user_cache_dir
+        import platformdirs
 
-        path = Path(user_cache_dir("napari-stimage"))
+        path = Path(getattr(platformdirs, f"user_{kind}_dir")("napari-stimage"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir() -> Path:
+    """Derived files that can be rebuilt from the dataset at any time (safe to delete)."""
+    return _user_dir(CACHE_ENV, "cache")
+
+
+def data_dir() -> Path:
+    """Files a user must not lose: recovery of unsaved label edits. Not in the cache folder,
+    which users and cleaning tools empty freely."""
+    return _user_dir(DATA_ENV, "data")
+
+
+def config_dir() -> Path:
+    """Preferences: label colours, recent genes."""
+    return _user_dir(CONFIG_ENV, "config")
 
 
 def fingerprint(path: str | Path) -> dict:

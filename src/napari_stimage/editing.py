@@ -18,7 +18,7 @@ Views are callables `view(indices)` called after each change with the changed sp
 `features["label"]` is updated in place and `layer.events.features()` is emitted, which the
 label legend and label colouring listen to.
 
-Each edit also writes a recovery file (in `cache_dir()/recovery`, keyed by the annotation
+Each edit also writes a recovery file (in `data_dir()/recovery`, keyed by the annotation
 path); `find_recovery` / `apply_recovery` offer it when the slide is opened again.
 """
 
@@ -86,11 +86,11 @@ class Recovery:
 
 
 def recovery_path_for(annotation_path: str | Path) -> Path:
-    from .cache import cache_dir
+    from .cache import data_dir
 
     annotation_path = Path(annotation_path).resolve()
     key = hashlib.sha1(str(annotation_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    folder = cache_dir() / "recovery"
+    folder = data_dir() / "recovery"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{annotation_path.stem}-{key}.json"
 
