@@ -201,3 +201,17 @@ def test_any_csv_writer_output_round_trips(header, rows, quoting, terminator, bo
         assert [l for s, l in zip(edited.spot_ids, edited.labels) if s != spot] == [
             l for s, l in zip(table.spot_ids, table.labels) if s != spot
         ]
+
+
+def test_latin1_file_gets_new_labels_in_latin1(tmp_path):
+    path = tmp_path / "S_anno.csv"
+    original = ",V2\nS_A-1,tumeur bénigne\nS_B-1,\n".encode("latin-1")
+    path.write_bytes(original)
+    table = read_annotation(path)
+    assert table.first_labels()["S_A-1"] == "tumeur bénigne"  # read as text, not as broken bytes
+    assert table.to_bytes() == original
+    write_annotation(table.with_labels({"S_B-1": "stroma réactif"}), path, expected=table.fingerprint)
+    assert path.read_bytes() == original.replace(b"S_B-1,\n", "S_B-1,stroma réactif\n".encode("latin-1"))
+    with pytest.raises(SlideError, match=r"S_anno\.csv.*cannot be written in this file's encoding \(latin-1\)"):
+        write_annotation(table.with_labels({"S_B-1": "腫瘍"}), path, check_changed=False)
+    assert b"\xe9" in path.read_bytes()  # nothing half-written

@@ -118,6 +118,7 @@ class FileStyle:
     quote_labels: bool = False
     bom: bool = False
     trailing_newline: bool = True
+    encoding: str = "utf-8"  # "latin-1" for files that are not valid UTF-8 (old Windows exports)
 
 
 @dataclass
@@ -216,7 +217,15 @@ class AnnotationTable:
         return "".join(parts)
 
     def to_bytes(self) -> bytes:
-        return self.to_text().encode(_ENCODING, _ERRORS)
+        encoding = self.style.encoding
+        try:
+            return self.to_text().encode(encoding, _ERRORS)
+        except UnicodeEncodeError as exc:
+            # writing it in another encoding would leave the file with two encodings at once
+            bad = exc.object[exc.start:exc.end]
+            raise SlideError(
+                self.path, f"the label text {bad!r} cannot be written in this file's encoding ({encoding})"
+            ) from exc
 
 
 def _needs_quotes(text: str) -> bool:
@@ -314,7 +323,12 @@ def read_annotation(path: str | Path) -> AnnotationTable:
 
 def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None) -> AnnotationTable:
     path = Path(path) if path is not None else None
-    text = data.decode(_ENCODING, _ERRORS)
+    try:
+        text, encoding = data.decode(_ENCODING), _ENCODING
+    except UnicodeDecodeError:
+        # Not UTF-8: read it as Latin-1, which maps every byte, so rows round-trip byte for byte
+        # and new labels are written in the file's own encoding.
+        text, encoding = data.decode("latin-1"), "latin-1"
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]
@@ -354,6 +368,7 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
         quote_labels=_majority(quoted_labels, header_cells[1].startswith('"')),
         bom=bom,
         trailing_newline=last_terminator != "",
+        encoding=encoding,
     )
     return AnnotationTable(
         header=header_values,
