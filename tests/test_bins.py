@@ -76,7 +76,7 @@ class FakeEditor:
     def add_view(self, view):
         self.views.append(view)
 
-    def assign(self, idx, label):
+    def assign(self, idx, label, description=None):
         idx = np.asarray(idx)
         self.labels[idx] = label
         for v in self.views:
@@ -172,3 +172,165 @@ def test_napari_labels_layer_painting_reaches_the_editor(tmp_path, monkeypatch):
     assert set(editor.labels[labelled]) == {sync.categories[1]}
     assert editor.undo()
     assert sync.raster[grid.row[7], grid.col[7]] == 0
+
+
+# -- bins in a viewer: bound on insertion, painted, undone, saved -----------------------------
+
+HD_NAME = "Mouse_Brain_Synthetic_VisiumHD"
+
+
+@pytest.fixture
+def hd_paths(tmp_path, monkeypatch):
+    """A VisiumHD-like slide on disk: ~3,700 bins on a square lattice, dense for the test."""
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
+    return write_synthetic_slide(tmp_path / "STimage-1K4M", name=HD_NAME, tech="VisiumHD", pitch=16.0,
+                                 n_genes=20, layout="square")
+
+
+def _saved_changes(paths, slide):
+    """Spot id -> label for every spot whose saved label differs from the original file's."""
+    from napari_stimage.annotation import read_annotation
+
+    before = {s: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v)
+              for s, v in zip(slide.spots["spot_id"], slide.labels)}
+    after = read_annotation(paths.annotation).first_labels()
+    return {s: after.get(s) for s in before if after.get(s) != before[s]}
+
+
+def test_bin_labels_added_to_a_viewer_are_bound_painted_undone_and_saved(make_napari_viewer, hd_paths):
+    from napari_stimage import load_slide
+    from napari_stimage.editing import editor_for_layer
+    from napari_stimage.layers import add_slide_to_viewer
+
+    slide = load_slide(hd_paths.coord)
+    viewer = make_napari_viewer()
+    add_slide_to_viewer(viewer, slide)
+    layer = viewer.layers[f"{HD_NAME} bin labels"]
+    sync = bins.bin_labels_sync(layer)
+    assert sync is not None and editor_for_layer(layer) is sync.editor  # bound as soon as it was added
+    editor, grid = sync.editor, sync.grid
+    ids = slide.spots["spot_id"].to_numpy()
+    from napari.utils.colormaps import DirectLabelColormap
+
+    assert isinstance(layer.colormap, DirectLabelColormap)  # palette colours from the start, before any edit
+
+    # 1. fancy-index painting (what napari's fill and scripts use) with a brand-new label
+    code = sync.code_of('TLS, "new"*')
+    first = np.array([0, 10, 20, 30])
+    layer.data_setitem((grid.row[first], grid.col[first]), code)
+    # 2. a one-bin brush stroke that erases a labelled bin
+    labelled = np.flatnonzero(np.not_equal(editor.labels, None))
+    erased = int(np.setdiff1d(labelled, first)[5])
+    layer.brush_size = 1
+    layer.paint((grid.row[erased], grid.col[erased]), 0)
+    # 3. a stroke that is undone with Ctrl+Z on the layer (the editor's undo, not napari's)
+    undone = 40
+    label_before = editor.labels[undone]
+    layer.paint((grid.row[undone], grid.col[undone]), code)
+    assert editor.labels[undone] == 'TLS, "new"*'
+    viewer.layers.selection.active = layer
+    handler = viewer.window._qt_viewer.canvas._key_map_handler
+    handler.press_key("Control-Z")
+    handler.release_key("Control-Z")
+    assert editor.labels[undone] == label_before
+    assert list(editor.labels[first]) == ['TLS, "new"*'] * 4 and editor.labels[erased] is None
+    assert layer.data[grid.row[undone], grid.col[undone]] == sync.code_of(editor.labels[undone])
+    assert editor.dirty
+
+    # label colours on the raster are the shared palette's
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    from napari_stimage.coloring import LabelPalette
+    from napari_stimage.labels import label_categories
+
+    palette = LabelPalette().colors(label_categories([*editor.categories(), *sync.categories]))
+    for k, label in enumerate(sync.categories, start=1):
+        np.testing.assert_allclose(layer.colormap.map(k), transform_color(palette[label])[0], atol=1e-6)
+    assert layer.colormap.map(0)[3] == 0  # unlabelled bins are transparent
+
+    editor.save()
+    expected = {ids[i]: 'TLS, "new"*' for i in first} | {ids[erased]: None}
+    assert _saved_changes(hd_paths, slide) == expected
+    assert not editor.dirty
+
+
+def test_brush_over_empty_pixels_leaves_them_empty():
+    from napari.layers import Labels
+
+    from napari_stimage.editing import LabelEditor
+
+    pos, _ = lattice(n_rows=12, n_cols=15, noise=0, keep=0.7, seed=3)
+    grid = detect_grid(pos)
+    editor = LabelEditor([f"s{i}" for i in range(len(pos))], autosave=False)
+    sync = LabelRasterSync(grid, editor)
+    layer = Labels(sync.raster, **grid.layer_kwargs())
+    sync.bind(layer)
+    layer.brush_size = 7
+    with layer.block_history():  # one stroke, as the mouse paints: napari emits `paint` after the pixels
+        for j in range(2, 12):
+            layer.paint((5, j), 3, refresh=False)
+    index = grid.spot_index_raster()
+    assert np.all(layer.data[index < 0] == 0)  # no colour where there is no bin
+    painted = np.flatnonzero(np.not_equal(editor.labels, None))
+    assert painted.size > 10 and set(editor.labels[painted]) == {sync.categories[2]}
+    np.testing.assert_array_equal(grid.values_at_spots(layer.data), sync.codes)
+    assert editor.undo() and not np.any(layer.data)
+
+
+def test_a_refused_label_leaves_the_raster_as_the_editor_holds_it():
+    from napari.layers import Labels
+
+    from napari_stimage.editing import LabelEditor
+
+    pos, _ = lattice(n_rows=8, n_cols=9, noise=0, keep=1.0)
+    grid = detect_grid(pos)
+    editor = LabelEditor([f"s{i}" for i in range(len(pos))], autosave=False)
+    sync = LabelRasterSync(grid, editor, ["NA"])  # "NA" would read back as unlabelled: refused
+    layer = Labels(sync.raster, **grid.layer_kwargs())
+    sync.bind(layer)
+    with pytest.raises(ValueError), layer.block_history():  # a stroke: pixels written, then `paint`
+        layer.data_setitem((grid.row[:3], grid.col[:3]), 1)
+    assert not np.any(layer.data) and not editor.dirty
+
+
+def test_bins_painted_before_binding_are_adopted_not_lost(make_napari_viewer, hd_paths):
+    viewer = make_napari_viewer()
+    viewer.open(str(hd_paths.coord), plugin="napari-stimage")  # napari adds the reader's tuples itself
+    layer = viewer.layers[f"{HD_NAME} bin labels"]
+    assert bins.bin_labels_sync(layer) is None  # nothing watched this viewer yet
+    grid = layer.metadata[bins.GRID_KEY]
+    slide = layer.metadata["stimage_slide"]
+    spots = np.array([3, 4, 5, 100])
+    layer.data_setitem((grid.row[spots], grid.col[spots]), 7)  # a code with no label yet
+    bins.watch_viewer(viewer)
+    sync = bins.bin_labels_sync(layer)
+    assert sync is not None and sync.editor.dirty
+    assert set(sync.editor.labels[spots]) == {sync.categories[6]}
+    np.testing.assert_array_equal(grid.values_at_spots(layer.data), sync.codes)
+    ids = slide.spots["spot_id"].to_numpy()
+    sync.editor.save()
+    assert _saved_changes(hd_paths, slide) == {ids[i]: sync.categories[6] for i in spots}
+    # watching again changes nothing; a second slide added later is bound on insertion
+    bins.watch_viewer(viewer)
+    assert bins.bin_labels_sync(layer) is sync
+    viewer.open(str(hd_paths.coord), plugin="napari-stimage")
+    assert bins.bin_labels_sync(viewer.layers[-1]) is not None
+
+
+def test_editor_for_layer_binds_a_bin_labels_layer_on_first_use(hd_paths):
+    from napari.layers import Labels
+
+    from napari_stimage import load_slide
+    from napari_stimage.editing import editor_for_layer
+    from napari_stimage.layers import slide_layer_data
+
+    slide = load_slide(hd_paths.coord)
+    data, meta, kind = slide_layer_data(slide)[-1]
+    layer = Labels(data, **meta)
+    editor = editor_for_layer(layer)
+    sync = bins.bin_labels_sync(layer)
+    assert sync is not None and sync.editor is editor and editor_for_layer(layer) is editor
+    editor.assign([5, 6], "scripted")  # an edit from code shows on the raster
+    assert set(layer.data[sync.grid.row[[5, 6]], sync.grid.col[[5, 6]]].tolist()) == {sync.code_of("scripted")}

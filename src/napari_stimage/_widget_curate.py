@@ -1,11 +1,21 @@
 """Curation dock widget: select spots, assign labels, undo, save. A thin view over `editing.py`.
 
-Selection tools act on the chosen spots layer (they make it the active layer):
+The layer chooser lists spots layers (Points) and bin-labels layers (VisiumHD rasters).
+
+Spots layers: selection tools act on the chosen layer (they make it the active layer):
 - Click: napari's own select mode (click, shift-click, drag a box).
 - Rectangle / Lasso / Brush: drag on the canvas; hold Shift to add to the selection,
   Alt to remove from it. The brush radius is in image pixels.
 Keys on the spots layer: 1-9 give the selection the legend's first nine labels, 0 / Backspace /
 Delete clear its labels (they never delete spots), Ctrl+Z undo, Ctrl+Shift+Z redo.
+
+Bin-labels layers are painted with napari's own Labels tools: choosing a label (Assign / Enter,
+the drop-down or keys 1-9) makes it the brush's label and switches to paint mode; Clear (or 0 /
+Backspace / Delete) picks the eraser. Brush = napari's paint brush, Lasso = napari's polygon
+tool, Pan/zoom = pan. Every stroke is an edit of the same `LabelEditor` (see `bins.py`), so
+undo, saving, the unsaved flag, the close guard and recovery work as for spots. The widget
+watches the viewer (`bins.watch_viewer`), so bin layers added by napari's reader are editable
+from the moment they are inserted.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from . import bins
 from .annotation import AnnotationChangedOnDisk
-from .editing import LabelEditor, editor_for_layer
+from .editing import LabelEditor, editor_for_layer, normalise_label
 from .layers import slide_of
 from .selection import SpotIndex, points_in_polygon, points_in_rectangle
 
@@ -45,6 +56,14 @@ TOOL_TIPS = {
     "lasso": "Draw a free-hand outline; Shift adds to the selection, Alt removes",
     "brush": "Paint over spots (radius below); Shift adds to the selection, Alt removes",
 }
+# On a bin-labels layer the tools are napari's own Labels modes; the others do not apply.
+BIN_TOOL_MODES = {"pan": "pan_zoom", "brush": "paint", "lasso": "polygon"}
+BIN_TOOL_TIPS = {
+    "pan": "Pan and zoom the view",
+    "brush": "Paint bins with the chosen label (napari's brush; its size is in the layer controls)",
+    "lasso": "Click an outline, double-click to close it: its bins get the chosen label (napari's polygon)",
+}
+PAINTING_MODES = ("paint", "polygon", "fill")
 
 
 class _CloseGuard(QObject):
@@ -67,6 +86,7 @@ class CurateWidget(QWidget):
         self.viewer = napari_viewer
         self.layer = None
         self.editor: LabelEditor | None = None
+        self.sync: bins.LabelRasterSync | None = None  # set while the chosen layer is a bin-labels layer
         self.tool = "pan"
         self._save_worker = None
         self._bound_keys: list = []
@@ -76,6 +96,7 @@ class CurateWidget(QWidget):
         self._build_ui()
 
         layers = self.viewer.layers
+        bins.watch_viewer(self.viewer)  # before our own inserted handler: layers arrive bound
         layers.events.inserted.connect(self._refresh_layers)
         layers.events.removed.connect(self._refresh_layers)
         layers.events.removing.connect(self._on_layer_removing)
@@ -93,13 +114,13 @@ class CurateWidget(QWidget):
         root = QVBoxLayout(self)
         self.layer_combo = QComboBox()
         self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
-        root.addWidget(QLabel("Spots layer"))
+        root.addWidget(QLabel("Spots or bin-labels layer"))
         root.addWidget(self.layer_combo)
         self.status = QLabel("no slide")
         self.status.setWordWrap(True)
         root.addWidget(self.status)
 
-        tools = QGroupBox("Select spots")
+        tools = self.tools_box = QGroupBox("Select spots")
         grid = QGridLayout(tools)
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
@@ -134,12 +155,13 @@ class CurateWidget(QWidget):
         grid.addWidget(self.selection_count, 4, 2)
         root.addWidget(tools)
 
-        assign = QGroupBox("Label the selection")
+        assign = self.assign_box = QGroupBox("Label the selection")
         row = QHBoxLayout(assign)
         self.label_input = QComboBox()
         self.label_input.setEditable(True)
         self.label_input.setToolTip("Pick a label or type a new one (spaces, commas, * and quotes are fine)")
         self.label_input.lineEdit().returnPressed.connect(self.assign_typed_label)
+        self.label_input.activated.connect(self._on_label_picked)
         self.assign_button = QPushButton("Assign")
         self.assign_button.clicked.connect(self.assign_typed_label)
         self.clear_button = QPushButton("Clear")
@@ -180,14 +202,18 @@ class CurateWidget(QWidget):
         self._update_state()
 
     # -- layers ----------------------------------------------------------------------------------
-    def _spots_layers(self):
+    def _target_layers(self):
+        """Spots layers (Points) and bin-labels layers (Labels) of slides, in layer order."""
         from napari.layers import Points
 
-        return [layer for layer in self.viewer.layers if isinstance(layer, Points) and slide_of(layer) is not None]
+        return [
+            layer for layer in self.viewer.layers
+            if (isinstance(layer, Points) and slide_of(layer) is not None) or bins.is_bin_labels_layer(layer)
+        ]
 
     def _refresh_layers(self, event=None) -> None:
         current = self.layer
-        layers = self._spots_layers()
+        layers = self._target_layers()
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for layer in layers:
@@ -202,30 +228,67 @@ class CurateWidget(QWidget):
             self._bind(None)
 
     def _on_layer_chosen(self, index: int) -> None:
-        layers = self._spots_layers()
+        layers = self._target_layers()
         if 0 <= index < len(layers) and layers[index] is not self.layer:
             self._bind(layers[index])
 
     def _bind(self, layer) -> None:
         if self.layer is not None:
             self._unbind_keys()
-            if self._on_layer_drag in self.layer.mouse_drag_callbacks:
-                self.layer.mouse_drag_callbacks.remove(self._on_layer_drag)
-            self.layer.selected_data.events.items_changed.disconnect(self._update_selection_count)
+            if self.sync is not None:
+                self.layer.events.selected_label.disconnect(self._on_selected_label)
+            else:
+                if self._on_layer_drag in self.layer.mouse_drag_callbacks:
+                    self.layer.mouse_drag_callbacks.remove(self._on_layer_drag)
+                self.layer.selected_data.events.items_changed.disconnect(self._update_selection_count)
         if self.editor is not None:
             self.editor.remove_view(self._on_labels_changed)
-        self.layer, self.editor = layer, None
+        self.layer, self.editor, self.sync = layer, None, None
         self._spot_index = None
         if layer is not None:
-            self.editor = editor_for_layer(layer)
+            if bins.is_bin_labels_layer(layer):
+                self.sync = bins.bind_bin_labels(layer)  # already bound by the watcher: returns its link
+                self.editor = self.sync.editor
+                layer.events.selected_label.connect(self._on_selected_label)
+            else:
+                self.editor = editor_for_layer(layer)
+                layer.mouse_drag_callbacks.append(self._on_layer_drag)
+                layer.selected_data.events.items_changed.connect(self._update_selection_count)
+                radii = slide_of(layer).spots["r"].to_numpy()
+                self.brush_radius.setValue(float(np.median(radii)) * 1.5 if len(radii) else 10.0)
             self.editor.add_view(self._on_labels_changed)
-            layer.mouse_drag_callbacks.append(self._on_layer_drag)
-            layer.selected_data.events.items_changed.connect(self._update_selection_count)
             self._bind_keys(layer)
-            radii = slide_of(layer).spots["r"].to_numpy()
-            self.brush_radius.setValue(float(np.median(radii)) * 1.5 if len(radii) else 10.0)
             QTimer.singleShot(0, self.offer_recovery)
+        self._show_tools_for_target()
         self._on_labels_changed(None)
+
+    @property
+    def is_bins(self) -> bool:
+        """The chosen layer is a bin-labels raster (painted), not spots (selected)."""
+        return self.sync is not None
+
+    def _show_tools_for_target(self) -> None:
+        is_bins = self.is_bins
+        self.tools_box.setTitle("Paint bins" if is_bins else "Select spots")
+        self.assign_box.setTitle("Label to paint with" if is_bins else "Label the selection")
+        self.assign_button.setText("Paint with" if is_bins else "Assign")
+        self.clear_button.setToolTip(
+            "Erase: painted bins become unlabelled (keys 0, Backspace, Delete)" if is_bins
+            else "Make the selected spots unlabelled (keys 0, Backspace, Delete)"
+        )
+        for tool, button in self.tool_buttons.items():
+            button.setEnabled(not is_bins or tool in BIN_TOOL_MODES)
+            button.setToolTip((BIN_TOOL_TIPS if is_bins else TOOL_TIPS).get(tool, "Not for bins: paint them instead"))
+        self.brush_radius.setEnabled(not is_bins)
+        for widget in (self.select_label_combo, self.select_label_button, self.invert_button, self.deselect_button):
+            widget.setVisible(not is_bins)
+        if is_bins:
+            self.selection_count.setText("")
+        else:
+            self._update_selection_count()
+        if self.tool not in BIN_TOOL_MODES and is_bins:
+            self.tool = "pan"
+            self.tool_buttons["pan"].setChecked(True)
 
     def _bind_keys(self, layer) -> None:
         def hotkey(n):
@@ -233,8 +296,9 @@ class CurateWidget(QWidget):
 
         bindings = {str(n): hotkey(n) for n in range(1, 10)}
         bindings.update({key: (lambda _layer: self.assign_to_selection(None)) for key in CLEAR_KEYS})
-        bindings["Control-Z"] = lambda _layer: self.undo()
-        bindings["Control-Shift-Z"] = lambda _layer: self.redo()
+        if not self.is_bins:  # a bound bin layer already sends Ctrl+Z to the editor (bins.LabelRasterSync.bind)
+            bindings["Control-Z"] = lambda _layer: self.undo()
+            bindings["Control-Shift-Z"] = lambda _layer: self.redo()
         for key, func in bindings.items():
             layer.bind_key(key, func, overwrite=True)
         self._bound_keys = list(bindings)
@@ -250,12 +314,12 @@ class CurateWidget(QWidget):
     # -- selection -------------------------------------------------------------------------------
     @property
     def selection(self) -> np.ndarray:
-        if self.layer is None:
+        if self.layer is None or self.is_bins:
             return np.empty(0, np.int64)
         return np.array(sorted(self.layer.selected_data), dtype=np.int64)
 
     def set_selection(self, indices, mode: str = "replace") -> None:
-        if self.layer is None:
+        if self.layer is None or self.is_bins:
             return
         indices = set(np.asarray(indices, dtype=np.int64).tolist())
         current = set(self.layer.selected_data)
@@ -267,14 +331,14 @@ class CurateWidget(QWidget):
         self._update_selection_count()
 
     def select_label(self) -> None:
-        if self.editor is None:
+        if self.editor is None or self.is_bins:
             return
         index = self.select_label_combo.currentIndex()
         label = self.select_label_combo.itemData(index)
         self.set_selection(self.editor.indices_with_label(label))
 
     def invert_selection(self) -> None:
-        if self.layer is None:
+        if self.layer is None or self.is_bins:
             return
         mask = np.ones(len(self.layer.data), dtype=bool)
         mask[self.selection] = False
@@ -283,9 +347,19 @@ class CurateWidget(QWidget):
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
+        layer = self.layer
+        if self.is_bins:
+            if tool not in BIN_TOOL_MODES:
+                self.tool_buttons[self.tool].setChecked(True)
+                self._notify(f"{TOOL_TITLES[tool]} selects spots; paint bins with Brush or Lasso")
+                return
+            self.tool = tool
+            self.tool_buttons[tool].setChecked(True)
+            self.viewer.layers.selection.active = layer
+            layer.mode = BIN_TOOL_MODES[tool]
+            return
         self.tool = tool
         self.tool_buttons[tool].setChecked(True)
-        layer = self.layer
         if layer is None:
             return
         self.viewer.layers.selection.active = layer
@@ -364,7 +438,15 @@ class CurateWidget(QWidget):
 
     # -- editing ---------------------------------------------------------------------------------
     def assign_to_selection(self, label) -> int:
+        """Label the selected spots; returns how many changed.
+
+        On a bin-labels layer there is no selection: the label becomes the brush's (see
+        `paint_with`) and bins change when painted, so this returns 0.
+        """
         if self.editor is None:
+            return 0
+        if self.is_bins:
+            self.paint_with(label)
             return 0
         selection = self.selection
         if selection.size == 0:
@@ -392,6 +474,47 @@ class CurateWidget(QWidget):
             return 0
         return self.assign_to_selection(categories[number - 1])
 
+    def paint_with(self, label) -> int | None:
+        """Bins: make `label` the brush's label (a new label gets the next code); None = eraser.
+
+        Switches the layer to napari's paint mode unless it is already painting (brush, polygon
+        or fill). Returns the label's code (0 for the eraser), None when the label is refused.
+        """
+        layer, sync = self.layer, self.sync
+        if sync is None:
+            return None
+        try:
+            label = normalise_label(label)
+        except ValueError as exc:
+            self._notify(str(exc))
+            return None
+        self.viewer.layers.selection.active = layer
+        if label is None:
+            layer.mode = "erase"
+            return 0
+        code = sync.code_of(label)
+        sync.refresh_colors()  # a new label shows in its palette colour from the first stroke
+        layer.selected_label = code
+        if layer.mode not in PAINTING_MODES:
+            layer.mode = "paint"
+            self.tool = "brush"
+            self.tool_buttons["brush"].setChecked(True)
+        return code
+
+    def _on_label_picked(self, index: int) -> None:
+        """A label chosen in the drop-down: on bins it is at once the brush's label."""
+        if self.is_bins and index >= 0:
+            self.paint_with(self.label_input.itemText(index))
+
+    def _on_selected_label(self, event=None) -> None:
+        """napari's label spinner changed: show the label that code paints."""
+        sync, code = self.sync, int(self.layer.selected_label)
+        if sync is None or code <= 0:
+            return
+        name = sync.categories[code - 1] if code <= len(sync.categories) else f"label {code}"
+        if self.label_input.currentText() != name:
+            self.label_input.setEditText(name)
+
     def undo(self) -> None:
         if self.editor is not None:
             self.editor.undo()
@@ -416,10 +539,16 @@ class CurateWidget(QWidget):
         found = self.select_label_combo.findData(chosen)
         self.select_label_combo.setCurrentIndex(max(found, 0))
         keys = ", ".join(f"{k}: {c}" for k, c in enumerate(categories[:9], start=1))
-        self.hotkey_help.setText(f"Keys {keys}; 0: clear" if keys else "Keys 1-9 assign labels once the slide has some")
+        if self.is_bins:
+            self.hotkey_help.setText(f"Keys {keys} pick the brush's label; 0: eraser" if keys
+                                     else "Type a label and press Paint with, then paint bins")
+        else:
+            self.hotkey_help.setText(f"Keys {keys}; 0: clear" if keys else "Keys 1-9 assign labels once the slide has some")
         self._update_state()
 
     def _update_selection_count(self, event=None) -> None:
+        if self.is_bins:
+            return
         n = len(self.layer.selected_data) if self.layer is not None else 0
         self.selection_count.setText(f"{n} selected")
 
@@ -429,6 +558,9 @@ class CurateWidget(QWidget):
         for widget in (self.assign_button, self.clear_button, self.save_button, self.save_as_button,
                        self.import_button, self.export_button, self.select_label_button, self.invert_button):
             widget.setEnabled(enabled)
+        if self.sync is not None:  # no selection on bins
+            self.select_label_button.setEnabled(False)
+            self.invert_button.setEnabled(False)
         self.undo_button.setEnabled(enabled and editor.can_undo)
         self.redo_button.setEnabled(enabled and editor.can_redo)
         self.undo_button.setToolTip(f"Undo {editor.undo_description} (Ctrl+Z)" if enabled and editor.can_undo else "Ctrl+Z")
@@ -566,7 +698,7 @@ class CurateWidget(QWidget):
 
     def confirm_discard_all(self) -> bool:
         """Before the viewer closes: True when closing may go on."""
-        dirty = [layer for layer in self._spots_layers() if (e := editor_for_layer(layer, create=False)) and e.dirty]
+        dirty = [layer for layer in self._target_layers() if (e := editor_for_layer(layer, create=False)) and e.dirty]
         if not dirty:
             self._closing = True
             return True

@@ -8,6 +8,16 @@ H&E with the lattice's pitch (scale), origin (translate) and, if the grid is til
     >>> image = grid.raster(slide.gene_values("MT-CO1"))   # (rows, cols) float32, NaN = no bin
     >>> grid.layer_kwargs()                           # {'scale': ..., 'translate': ...} or affine
     >>> grid.spots_with_value(painted_labels, 3)      # spot indices a Labels layer painted with 3
+
+Label editing on bins: the "{slide} bin labels" Labels layer is linked to the slide's
+`editing.LabelEditor` by `bind_bin_labels(layer)` (a `LabelRasterSync`): every paint stroke,
+fill or polygon becomes one `editor.assign` per label, Ctrl+Z / Ctrl+Shift+Z on the layer go
+to the editor, and the editor's changes (undo, recovery, Loupe import) are drawn back into the
+raster in the label palette's colours. The one way layers get bound is `watch_viewer(viewer)`:
+it binds the bin-labels layers already in the viewer and each one inserted later, whichever
+way it came (napari's reader, `add_slide_to_viewer`). `add_slide_to_viewer` and the Curate
+widget install it, and `editing.editor_for_layer` binds on first use. Bins painted before
+their layer was bound are adopted as an undoable edit, never dropped.
 """
 
 from __future__ import annotations
@@ -192,6 +202,7 @@ class LabelRasterSync:
     creates the label `"label k"`. `on_painted(raster)` turns the pixels that changed into
     `editor.assign` calls (one per painted label, so undo works per stroke); the editor's own
     changes (undo, the curation widget) are written back into the raster by `on_editor_change`.
+    The editor is the truth: the raster only ever shows what the editor holds.
     """
 
     def __init__(self, grid: BinGrid, editor, categories: list[str] | None = None):
@@ -200,8 +211,10 @@ class LabelRasterSync:
         self.categories: list[str] = list(categories or [])
         self.codes = np.zeros(grid.n_spots, dtype=np.int32)
         self.raster = np.zeros(grid.shape, dtype=np.int32)
+        self.layer = None  # the Labels layer once bound
+        self._empty_pixels: np.ndarray | None = None
+        self._color_dict: dict | None = None
         self.on_editor_change(None)
-        self._applying = False
 
     def code_of(self, label) -> int:
         if label is None or (isinstance(label, float) and np.isnan(label)) or label == "":
@@ -222,19 +235,42 @@ class LabelRasterSync:
         """Editor view: refresh the raster for the spots whose label changed (None = all)."""
         labels = self.editor.labels
         idx = np.arange(self.grid.n_spots) if indices is None else np.asarray(indices, dtype=np.int64)
-        self.codes[idx] = [self.code_of(labels[i]) for i in idx.tolist()]
+        values = labels[idx].tolist()
+        # one code_of call per distinct label, not per spot: 600k bins re-sync in milliseconds
+        code_by_label = {value: self.code_of(value) for value in set(values)}
+        self.codes[idx] = np.fromiter(map(code_by_label.__getitem__, values), np.int32, len(values))
         self.raster.reshape(-1)[self.grid.flat_index[idx]] = self.codes[idx]
+
+    def _assign_codes(self, spots: np.ndarray, codes: np.ndarray, description: str | None = None) -> int:
+        """One `editor.assign` per distinct code among `spots` (whose new codes are `codes`)."""
+        total = 0
+        for code in np.unique(codes).tolist():
+            chosen = np.unique(spots[codes == code])
+            chosen = chosen[self.codes[chosen] != code]
+            if chosen.size:
+                self.codes[chosen] = code
+                total += self.editor.assign(chosen, self.label_of(int(code)), description)
+        return total
 
     def on_painted(self, raster: np.ndarray | None = None) -> int:
         """Push painted pixels to the editor; returns how many spots changed."""
         raster = self.raster if raster is None else raster
         now = self.grid.values_at_spots(raster)
         changed = np.flatnonzero(now != self.codes)
-        total = 0
-        for code in np.unique(now[changed]).tolist():
-            spots = changed[now[changed] == code]
-            self.codes[spots] = code
-            total += self.editor.assign(spots, self.label_of(int(code)))
+        return self._assign_codes(changed, now[changed])
+
+    def adopt_painting(self, painted: np.ndarray, pristine: np.ndarray) -> int:
+        """Hand the editor the bins painted before this link existed (`painted` vs `pristine`).
+
+        A layer added without a watcher (e.g. File > Open before the Curate widget was opened)
+        may already have been painted; those strokes become one undoable edit per label, so
+        binding never throws a curator's work away. Returns how many spots changed.
+        """
+        now = self.grid.values_at_spots(painted)
+        changed = np.flatnonzero(now != self.grid.values_at_spots(pristine))
+        total = self._assign_codes(changed, now[changed], f"paint {changed.size} bin(s) before curation")
+        if total:
+            self.on_editor_change(None)  # not yet a view of the editor: catch up (repeated ids too)
         return total
 
     def on_paint_atoms(self, atoms) -> int | None:
@@ -265,45 +301,99 @@ class LabelRasterSync:
         spots = self.grid.spots_at_pixels(np.concatenate(rows), np.concatenate(cols))
         codes = np.concatenate(new).astype(np.int64)
         keep = spots >= 0
-        spots, codes = spots[keep], codes[keep]
-        total = 0
-        for code in np.unique(codes).tolist():
-            chosen = np.unique(spots[codes == code])
-            chosen = chosen[self.codes[chosen] != code]
-            if chosen.size:
-                self.codes[chosen] = code
-                total += self.editor.assign(chosen, self.label_of(int(code)))
-        return total
+        return self._assign_codes(spots[keep], codes[keep])
+
+    # -- colours ---------------------------------------------------------------------------------
+    def color_dict(self) -> dict:
+        """Code -> colour from the shared label palette (`coloring.LabelPalette`), 0 transparent.
+
+        The colour set is resolved over the labels in use plus the ones known to this raster,
+        as the label legend does, so a label has the same colour on bins as on spots.
+        """
+        from .coloring import LabelPalette
+        from .labels import label_categories
+
+        in_use = label_categories([*self.editor.categories(), *self.categories])
+        colors = LabelPalette().colors(in_use)
+        out = {None: "#808080", 0: "transparent"}  # None: a code napari made up before it is named
+        out.update({k + 1: colors[label] for k, label in enumerate(self.categories)})
+        return out
+
+    def refresh_colors(self, layer=None) -> bool:
+        """Give the Labels layer the palette's colours when they changed; True when they did."""
+        layer = layer if layer is not None else self.layer
+        if layer is None:
+            return False
+        colors = self.color_dict()
+        if colors == self._color_dict:
+            return False
+        from napari.utils.colormaps import DirectLabelColormap  # Qt-free
+
+        layer.colormap = DirectLabelColormap(color_dict=colors)
+        self._color_dict = colors
+        return True
+
+    # -- napari ----------------------------------------------------------------------------------
+    def _clear_empty_pixels(self, layer) -> bool:
+        """Pixels with no bin under them never hold a label (a brush paints them too)."""
+        if self._empty_pixels is None:
+            self._empty_pixels = np.flatnonzero(self.grid.spot_index_raster().reshape(-1) < 0)
+        flat = np.asarray(layer.data).reshape(-1)
+        if self._empty_pixels.size and flat[self._empty_pixels].any():
+            flat[self._empty_pixels] = 0
+            return True
+        return False
 
     def bind(self, layer) -> None:
-        """Connect a napari Labels layer whose data is `self.raster` (painting -> editor -> raster)."""
+        """Connect a napari Labels layer whose data is `self.raster` (painting -> editor -> raster).
+
+        Ctrl+Z / Ctrl+Shift+Z on the layer go to the editor: napari's own Labels undo would
+        change the pixels behind the editor's back.
+        """
+        from app_model.types import KeyCode, KeyMod
+
         def view(indices):
             self.on_editor_change(indices)
+            self.refresh_colors(layer)
             layer.refresh()
 
         def painted(event=None):
-            if self.on_paint_atoms(getattr(event, "value", None)) is None:
-                self.on_painted(layer.data)
+            try:
+                if self.on_paint_atoms(getattr(event, "value", None)) is None:
+                    self.on_painted(layer.data)
+            except Exception:
+                self.on_editor_change(None)  # show what the editor holds, never a label it refused
+                layer.refresh()
+                raise
+            cleared = self._clear_empty_pixels(layer)
+            if not self.refresh_colors(layer) and cleared:
+                layer.refresh()
 
+        self.layer = layer
         self.editor.add_view(view)
         # An emitter without callbacks is falsy, so test for the attribute, not its truth.
         if hasattr(layer.events, "paint"):
             layer.events.paint.connect(painted)
         else:
             layer.events.data.connect(lambda _event=None: self.on_painted(layer.data))
+        layer.bind_key(KeyMod.CtrlCmd | KeyCode.KeyZ, lambda _layer: self.editor.undo(), overwrite=True)
+        layer.bind_key(KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, lambda _layer: self.editor.redo(), overwrite=True)
+        self.refresh_colors(layer)
 
 
 BINS_SUFFIX = " bins"
 BIN_LABELS_SUFFIX = " bin labels"
 GRID_KEY = "stimage_bin_grid"
+CATEGORIES_KEY = "stimage_label_categories"
+SYNC_KEY = "stimage_label_sync"
 
 
 def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
     """napari layer-data tuples for a dense grid: total counts as an image, labels as Labels.
 
     Both carry the slide (`metadata["stimage_slide"]`) and the grid (`metadata["stimage_bin_grid"]`).
-    To show a gene: `layer.data = grid.raster(slide.gene_values(gene))`. To edit labels on bins:
-    `LabelRasterSync(grid, editor, categories).bind(labels_layer)`.
+    To show a gene: `layer.data = grid.raster(slide.gene_values(gene))`. Label editing on bins
+    needs `bind_bin_labels(labels_layer)`, which `watch_viewer` does for every viewer it watches.
     """
     from .layers import SLIDE_KEY
 
@@ -324,11 +414,31 @@ def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
         (
             label_raster,
             {"name": f"{slide.name}{BIN_LABELS_SUFFIX}", "opacity": 0.5,
-             "metadata": {**meta, "stimage_label_categories": categories}, **placement},
+             "metadata": {**meta, CATEGORIES_KEY: categories}, **placement},
             "labels",
         )
     )
     return layers
+
+
+def is_bin_labels_layer(layer) -> bool:
+    """A Labels layer of a slide's bins made by `bin_layer_data`."""
+    from napari.layers import Labels  # Qt-free
+
+    from .layers import slide_of
+
+    meta = getattr(layer, "metadata", None) or {}
+    return (
+        isinstance(layer, Labels)
+        and isinstance(meta.get(GRID_KEY), BinGrid)
+        and slide_of(layer) is not None
+    )
+
+
+def bin_labels_sync(layer) -> LabelRasterSync | None:
+    """The link `bind_bin_labels` made for this layer, or None while it is unbound."""
+    sync = (getattr(layer, "metadata", None) or {}).get(SYNC_KEY)
+    return sync if isinstance(sync, LabelRasterSync) and sync.layer is layer else None
 
 
 def bind_bin_labels(layer, editor=None) -> LabelRasterSync:
@@ -336,18 +446,49 @@ def bind_bin_labels(layer, editor=None) -> LabelRasterSync:
 
     Uses (or creates from the slide) the `editing.LabelEditor`, stored in the layer's metadata
     under the editor key, so `editing.editor_for_layer(layer)` finds it (undo, save, autosave).
+    Idempotent: a layer already bound returns its link. Bins painted before binding are kept
+    (`LabelRasterSync.adopt_painting`).
     """
     from .editing import EDITOR_KEY, LabelEditor
     from .layers import slide_of
 
+    bound = bin_labels_sync(layer)
+    if bound is not None:
+        return bound
     slide = slide_of(layer)
     grid = layer.metadata.get(GRID_KEY)
     if slide is None or grid is None:
         raise ValueError(f"layer {layer.name!r} is not a napari-stimage bin-labels layer")
+    categories = layer.metadata.get(CATEGORIES_KEY)
     editor = editor or layer.metadata.get(EDITOR_KEY) or LabelEditor.from_slide(slide)
-    sync = LabelRasterSync(grid, editor, layer.metadata.get("stimage_label_categories"))
+    sync = LabelRasterSync(grid, editor, categories)
+    painted = np.asarray(layer.data)
+    if painted.shape == grid.shape:
+        pristine, _ = grid.label_raster(slide.labels)  # what bin_layer_data drew, codes of `categories`
+        sync.adopt_painting(painted, pristine)
     layer.data = sync.raster
     layer.metadata[EDITOR_KEY] = editor
-    layer.metadata["stimage_label_sync"] = sync
+    layer.metadata[SYNC_KEY] = sync
     sync.bind(layer)
     return sync
+
+
+def _bind_inserted_layer(event) -> None:
+    layer = getattr(event, "value", None)
+    if is_bin_labels_layer(layer):
+        bind_bin_labels(layer)
+
+
+def watch_viewer(viewer) -> None:
+    """Bind every bin-labels layer of `viewer` to a label editor, now and whenever one is added.
+
+    This is the one place bins become editable. `layers.add_slide_to_viewer` (the path of
+    `napari-stimage open`/`demo`) and the Curate widget (any layer napari's reader added) call it;
+    calling it again is harmless.
+    """
+    emitter = viewer.layers.events.inserted
+    if _bind_inserted_layer not in emitter.callbacks:
+        emitter.connect(_bind_inserted_layer)
+    for layer in list(viewer.layers):
+        if is_bin_labels_layer(layer):
+            bind_bin_labels(layer)

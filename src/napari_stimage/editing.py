@@ -431,7 +431,8 @@ class SaveJob:
 def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
     """The label editor kept in `layer.metadata["stimage_label_editor"]` (made on first use).
 
-    A spots Points layer is bound as a view. To share one editor between layers of a slide,
+    A spots Points layer is bound as a view; a bin-labels layer is bound by `bins.bind_bin_labels`.
+    To share one editor between layers of a slide,
     put the same editor in each layer's metadata under `EDITOR_KEY`.
     """
     from .layers import slide_of
@@ -439,6 +440,10 @@ def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
     editor = layer.metadata.get(EDITOR_KEY)
     if editor is not None or not create:
         return editor
+    from .bins import bind_bin_labels, is_bin_labels_layer
+
+    if is_bin_labels_layer(layer):
+        return bind_bin_labels(layer).editor  # the raster must follow the editor from its first edit
     slide = slide_of(layer)
     if slide is None:
         raise ValueError(f"layer {layer.name!r} is not a napari-stimage spots layer")

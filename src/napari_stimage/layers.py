@@ -70,7 +70,13 @@ def slide_layer_data(slide: Slide) -> list[tuple]:
 
 
 def add_slide_to_viewer(viewer, slide: Slide, layer_data: list[tuple] | None = None) -> list:
-    """Add a slide's layers to `viewer` (from `layer_data` when already built); returns them."""
+    """Add a slide's layers to `viewer` (from `layer_data` when already built); returns them.
+
+    Bin-labels layers come out bound to a label editor (painting bins edits the annotation).
+    """
+    from .bins import watch_viewer
+
+    watch_viewer(viewer)
     layer_data = slide_layer_data(slide) if layer_data is None else layer_data
     return [getattr(viewer, f"add_{kind}")(data, **meta) for data, meta, kind in layer_data]
 

@@ -39,10 +39,10 @@ _OTHER_GENES = ["GAPDH", "ACTB", "MALAT1", "MALAT1-1", "KRT19", "EPCAM", "CD3E",
 
 def _barcodes(rng: np.random.Generator, n: int) -> list[str]:
     letters = np.array(list("ACGT"))
-    codes = set()
+    codes: dict[str, None] = {}  # insertion-ordered, so the same seed gives the same files
     while len(codes) < n:
-        codes.add("".join(rng.choice(letters, 16)) + "-1")
-    return sorted(codes, key=lambda _: rng.random())
+        codes["".join(rng.choice(letters, 16)) + "-1"] = None
+    return list(codes)
 
 
 def region_of(y: np.ndarray, x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -77,6 +77,12 @@ def _spot_grid(height: int, width: int, pitch: float) -> np.ndarray:
     return np.array(pts)
 
 
+def _square_grid(height: int, width: int, pitch: float) -> np.ndarray:
+    """VisiumHD-like square lattice of (y, x) bin centres covering the image."""
+    yy, xx = np.mgrid[pitch:height - pitch / 2:pitch, pitch:width - pitch / 2:pitch]
+    return np.c_[yy.ravel(), xx.ravel()]
+
+
 def _csv_text(rows: list[list[str]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
@@ -93,8 +99,15 @@ def write_synthetic_slide(
     seed: int = 0,
     with_annotation: bool = True,
     label_column: str = "V2",
+    layout: str = "hexagonal",
 ) -> SlidePaths:
-    """Write `<root>/{tech}/{coord,gene_exp,image}/` and `<root>/annotation/` for one slide."""
+    """Write `<root>/{tech}/{coord,gene_exp,image}/` and `<root>/annotation/` for one slide.
+
+    `layout="square"` puts the spots on a square lattice with touching bins, like VisiumHD's
+    (e.g. `tech="VisiumHD", pitch=16` gives ~3,700 bins on the default 1000 px image).
+    """
+    if layout not in ("hexagonal", "square"):
+        raise ValueError(f"layout must be 'hexagonal' or 'square', not {layout!r}")
     root = Path(root)
     rng = np.random.default_rng(seed)
     tech_dir = root / tech
@@ -106,11 +119,11 @@ def write_synthetic_slide(
 
     Image.fromarray(_image(size, size, rng)).save(tech_dir / "image" / f"{name}.png", format="JPEG", quality=90)
 
-    centres = _spot_grid(size, size, pitch)
+    centres = _spot_grid(size, size, pitch) if layout == "hexagonal" else _square_grid(size, size, pitch)
     centres += rng.normal(0, 0.3, centres.shape)  # real coordinates are not on an exact lattice
     n = len(centres)
     spot_ids = [f"{name}_{bc}" for bc in _barcodes(rng, n + 1)]
-    r = pitch * 55 / 100 / 2  # Visium: 55 µm spots on a 100 µm pitch
+    r = pitch * 55 / 100 / 2 if layout == "hexagonal" else pitch / 2  # Visium: 55 µm spots on a 100 µm pitch
     order = rng.permutation(n)  # rows are not in spatial order
     coord_rows = [["", "yaxis", "xaxis", "r"]]
     coord_rows += [[spot_ids[i], f"{centres[i, 0]:.2f}", f"{centres[i, 1]:.2f}", repr(r)] for i in order]
