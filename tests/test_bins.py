@@ -295,9 +295,24 @@ def test_a_refused_label_leaves_the_raster_as_the_editor_holds_it():
     assert not np.any(layer.data) and not editor.dirty
 
 
-def test_bins_painted_before_binding_are_adopted_not_lost(make_napari_viewer, hd_paths):
+def test_reader_makes_bins_editable_from_the_first_stroke(make_napari_viewer, hd_paths):
     viewer = make_napari_viewer()
-    viewer.open(str(hd_paths.coord), plugin="napari-stimage")  # napari adds the reader's tuples itself
+    viewer.open(str(hd_paths.coord), plugin="napari-stimage")  # File > Open: no widget docked
+    layer = viewer.layers[f"{HD_NAME} bin labels"]
+    sync = bins.bin_labels_sync(layer)
+    assert sync is not None
+    grid = layer.metadata[bins.GRID_KEY]
+    layer.data_setitem((grid.row[[0, 1]], grid.col[[0, 1]]), 2)
+    assert sync.editor.dirty and set(sync.editor.labels[[0, 1]]) == {sync.categories[1]}
+
+
+def test_bins_painted_before_binding_are_adopted_not_lost(make_napari_viewer, hd_paths):
+    from napari_stimage import load_slide
+    from napari_stimage.layers import slide_layer_data
+
+    viewer = make_napari_viewer()
+    for data, meta, kind in slide_layer_data(load_slide(hd_paths.coord)):  # added by hand, unwatched
+        getattr(viewer, f"add_{kind}")(data, **meta)
     layer = viewer.layers[f"{HD_NAME} bin labels"]
     assert bins.bin_labels_sync(layer) is None  # nothing watched this viewer yet
     grid = layer.metadata[bins.GRID_KEY]

@@ -36,4 +36,15 @@ def read_slide(path):
         slide = load_slide(path, progress=on_progress, decode_image=True)
     if slide.report:
         show_warning(slide.report.summary(slide.name))
-    return slide_layer_data(slide)
+    layer_data = slide_layer_data(slide)
+    if any(kind == "labels" for *_, kind in layer_data):
+        # VisiumHD bins: painting the bin-labels layer must reach the label editor from the
+        # first stroke, even before the curation widget is opened
+        from napari import current_viewer
+
+        from .bins import watch_viewer
+
+        viewer = current_viewer()
+        if viewer is not None:
+            watch_viewer(viewer)
+    return layer_data
