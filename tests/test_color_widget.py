@@ -284,3 +284,66 @@ def test_slide_without_annotation_opens_coloured_by_its_top_gene(make_napari_vie
     values = np.log1p(slide.gene_values(slide.default_genes[0]))
     hot = int(np.nanargmax(values))
     assert layer.face_color[hot, 3] == 1.0
+
+
+def test_gene_switch_sends_the_points_to_the_canvas_once_with_the_new_colours(viewer_and_widget, slide):
+    """Pins the guarded use of napari's private `Points._face.events.colors` in set_face_colors."""
+    viewer, widget, layer = viewer_and_widget
+    widget.apply_genes(["ERBB2"])
+    markers = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.points_markers
+    uploads = []
+    markers.events.data_updated.connect(lambda event: uploads.append(1))
+    public_events = []
+    layer.events.face_color.connect(lambda event: public_events.append(1))
+    widget.apply_genes(["PTPRC"])
+    assert len(uploads) == 1  # napari alone would send every point twice
+    assert len(public_events) == 1  # other listeners still hear about the new colours
+    assert np.allclose(markers._data["a_bg_color"], layer.face_color)
+    values = np.log1p(slide.gene_values("PTPRC"))
+    assert np.allclose(layer.face_color, col.gene_colors(values, col.GeneColoring(("PTPRC",)).with_limits(values)))
+
+
+def test_set_face_colors_without_napari_internals_falls_back_to_the_public_setter():
+    from types import SimpleNamespace
+
+    from napari_stimage._widget_color import set_face_colors
+
+    layer = SimpleNamespace(face_color=None)
+    rgba = np.zeros((3, 4), dtype=np.float32)
+    set_face_colors(layer, rgba)
+    assert layer.face_color is rgba
+
+
+def test_switching_back_to_a_gene_reuses_its_values_and_restores_colours_bar_and_title(
+        viewer_and_widget, monkeypatch, slide):
+    viewer, widget, layer = viewer_and_widget
+    read = []
+    gene_values = slide.gene_values
+    monkeypatch.setattr(slide, "gene_values", lambda gene: read.append(gene) or gene_values(gene))
+    widget.apply_genes(["ERBB2"])
+    first = (layer.face_color.copy(), tuple(layer.face_contrast_limits), viewer.text_overlay.text,
+             layer.features[VALUE_COLUMN].to_numpy().copy())
+    widget.apply_genes(["PTPRC"])
+    assert viewer.text_overlay.text.startswith("PTPRC") and tuple(layer.face_contrast_limits) != first[1]
+    read.clear()
+    widget.apply_genes(["ERBB2"])
+    assert read == []  # served from the widget's cache
+    assert np.array_equal(layer.face_color, first[0])
+    assert tuple(layer.face_contrast_limits) == first[1]
+    assert viewer.text_overlay.text == first[2] and layer.face_colorbar.visible
+    assert np.array_equal(layer.features[VALUE_COLUMN].to_numpy(), first[3], equal_nan=True)
+    widget.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index("raw"))  # another transform: new values
+    assert read == ["ERBB2"] and viewer.text_overlay.text == "ERBB2 · raw counts"
+    assert np.allclose(layer.features[VALUE_COLUMN], slide.gene_values("ERBB2"), equal_nan=True)
+
+
+def test_value_cache_follows_deleted_points(viewer_and_widget, slide):
+    _, widget, layer = viewer_and_widget
+    widget.apply_genes(["ERBB2"])
+    widget.apply_genes(["PTPRC"])
+    layer.selected_data = {0}
+    layer.remove_selected()
+    widget.apply_genes(["ERBB2"])  # cached before the deletion: must be matched to the points again
+    expected = np.log1p(slide.gene_values("ERBB2"))[1:]
+    assert len(layer.face_color) == len(expected)
+    assert np.allclose(layer.features[VALUE_COLUMN], expected, equal_nan=True)

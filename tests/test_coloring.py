@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -139,3 +141,24 @@ def test_recent_genes_are_kept_newest_first_and_bounded(tmp_path):
     assert len(col.load_recent_genes(path)) == col.N_RECENT_GENES
     path.write_text("{not json")
     assert col.load_recent_genes(path) == []
+
+
+@pytest.mark.parametrize("non_expressing", col.NON_EXPRESSING_MODES)
+def test_cached_gene_values_give_the_same_colours_as_gene_colors(non_expressing):
+    rng = np.random.default_rng(1)
+    values = np.log1p(rng.poisson(0.7, 500).astype(float))
+    values[::37] = np.nan
+    cached = col.GeneValues.of(values)
+    assert np.array_equal(cached.expressing, col.expressing_mask(values))
+    assert cached.autoscale == col.autoscale_limits(values)
+    assert cached.autoscale == col.autoscale_limits(values, expressing=cached.expressing)
+    assert cached.top == pytest.approx(np.nanmax(values))
+    coloring = col.GeneColoring(("G",), colormap="plasma", non_expressing=non_expressing)
+    assert np.array_equal(cached.colors(coloring), col.gene_colors(values, coloring.with_limits(values)))
+    fixed = replace(coloring, contrast_limits=(0.2, 1.1))
+    assert np.array_equal(cached.colors(fixed), col.gene_colors(values, fixed))
+    with pytest.raises(ValueError):  # cached arrays are shared between switches: never edited
+        cached.values[0] = 1.0
+    values[1] = 99.0  # nor tied to the caller's array
+    assert cached.values[1] != 99.0
+    assert col.GeneValues.of(np.full(3, np.nan)).top == 1.0

@@ -7,6 +7,7 @@ sets the layer's face colours; the layer is never rebuilt.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -38,6 +39,7 @@ from .layers import slide_of
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
 GENE_COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "fire", "gray", "red", "blue", "PiYG")
+VALUE_CACHE_SIZE = 32  # genes / gene sets whose per-point values are kept (100,000 spots: ~0.9 MB each)
 
 
 @dataclass
@@ -50,6 +52,24 @@ class LayerColorState:
     hidden_labels: set[str] = field(default_factory=set)
 
 
+def set_face_colors(layer, rgba: np.ndarray) -> None:
+    """`layer.face_color = rgba`, with napari's vispy layer re-sending the points once, not twice.
+
+    napari's setter emits the colour manager's `colors` event and then the layer's `face_color`
+    event; its vispy layer listens to both and re-uploads every point (positions, sizes, the
+    symbols as strings) on each, about 35 ms at 100,000 spots. The first event is private
+    (`Points._face.events.colors`, nothing else listens to it in napari 0.9), so it is blocked
+    only when it exists; the public `face_color` event still reaches every listener and redraws.
+    tests/test_color_widget.py pins that the canvas still shows the new colours.
+    """
+    colors_event = getattr(getattr(getattr(layer, "_face", None), "events", None), "colors", None)
+    if not callable(getattr(colors_event, "blocker", None)):
+        layer.face_color = rgba
+        return
+    with colors_event.blocker():
+        layer.face_color = rgba
+
+
 class ColorWidget(QWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
@@ -58,7 +78,9 @@ class ColorWidget(QWidget):
         self.palette = col.LabelPalette()
         self.recent_genes: list[str] = col.load_recent_genes()
         self._searches: dict[int, tuple[weakref.ref, col.GeneSearch]] = {}
-        self._values: np.ndarray | None = None  # transformed values of the current gene coloring
+        self._values: col.GeneValues | None = None  # per-point values of the current gene coloring
+        # (genes, transform) -> GeneValues for the followed layer's points; cleared when they change
+        self._value_cache: OrderedDict[tuple[tuple[str, ...], str], col.GeneValues] = OrderedDict()
         self._syncing = False  # True while the UI is being filled from state (no re-colouring)
         self.legend_rows: dict[str, tuple[QPushButton, QCheckBox, QToolButton]] = {}
         self._build_ui()
@@ -197,14 +219,17 @@ class ColorWidget(QWidget):
         layer = getattr(layer, "__wrapped__", layer)
         if self.layer is not None:
             self.layer.events.features.disconnect(self._on_features_changed)
+            self.layer.events.data.disconnect(self._on_points_changed)
             # one colorbar on the canvas: the title overlay only describes the followed layer
             self.layer.face_colorbar.visible = False
         self.layer = layer
         self._values = None
+        self._value_cache.clear()
         if layer is None:
             self.slide_label.setText("Select a slide's spots layer")
             return
         layer.events.features.connect(self._on_features_changed)
+        layer.events.data.connect(self._on_points_changed)
         self.slide_label.setText(f"Slide: {slide_of(layer).name}")
         self._sync_ui_from_state()
         if self.state().mode is None:
@@ -246,7 +271,7 @@ class ColorWidget(QWidget):
                 self.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index(g.transform))
                 self.colormap_combo.setCurrentText(g.colormap)
                 self.non_expressing_combo.setCurrentText(g.non_expressing)
-                self._values = self._per_point(g)
+                self._values = self._gene_values(g)
                 self._set_slider(g.contrast_limits)
             if state.mode == "label":
                 self.tabs.setCurrentIndex(1)
@@ -325,15 +350,15 @@ class ColorWidget(QWidget):
         if self.layer is None or not genes:
             return
         state = self.state()
-        state.gene = col.GeneColoring(
+        coloring = col.GeneColoring(
             genes=tuple(genes),
             transform=self.transform_combo.currentData(),
             colormap=self.colormap_combo.currentText(),
             contrast_limits=None,
             non_expressing=self.non_expressing_combo.currentText(),
         )
-        self._values = self._per_point(state.gene)
-        state.gene = state.gene.with_limits(self._values)
+        self._values = self._gene_values(coloring)
+        state.gene = replace(coloring, contrast_limits=self._values.autoscale)  # = with_limits(values)
         self._remember_recent(", ".join(genes))
         self._syncing = True
         try:
@@ -344,6 +369,25 @@ class ColorWidget(QWidget):
         finally:
             self._syncing = False
         self._color_by_gene()
+
+    def _gene_values(self, coloring: col.GeneColoring) -> col.GeneValues:
+        """The coloring's per-point values with their mask and autoscale, cached per gene set + transform."""
+        key = (coloring.genes, coloring.transform)
+        cached = self._value_cache.get(key)
+        if cached is None:
+            cached = col.GeneValues.of(self._per_point(coloring))
+            self._value_cache[key] = cached
+            while len(self._value_cache) > VALUE_CACHE_SIZE:
+                self._value_cache.popitem(last=False)
+        else:
+            self._value_cache.move_to_end(key)
+        return cached
+
+    def _on_points_changed(self, event=None):
+        # points added, deleted or moved: per-point values are matched again on the next colouring
+        self._value_cache.clear()
+        if self._values is not None and len(self._values.values) != len(self.layer.data):
+            self._values = None
 
     def _per_point(self, coloring: col.GeneColoring) -> np.ndarray:
         """The coloring's values per point of the layer (NaN for points that are not spots).
@@ -366,6 +410,8 @@ class ColorWidget(QWidget):
         return by_id.reindex(ids.to_numpy()).to_numpy(np.float64)
 
     def _remember_recent(self, entry: str):
+        if self.recent_genes[:1] == [entry]:
+            return  # already first: no file write, no combo refill
         self.recent_genes = col.remember_recent_gene(entry)
         self._fill_recent()
 
@@ -377,8 +423,7 @@ class ColorWidget(QWidget):
         self.recent_combo.blockSignals(False)
 
     def _set_slider(self, limits):
-        finite = self._values[np.isfinite(self._values)] if self._values is not None else np.array([])
-        top = float(finite.max()) if finite.size else 1.0
+        top = self._values.top if self._values is not None else 1.0
         lo, hi = limits
         self.range_slider.setRange(min(0.0, float(lo)), max(top, float(hi), 1e-6))
         self.range_slider.setValue((float(lo), float(hi)))
@@ -399,8 +444,8 @@ class ColorWidget(QWidget):
             contrast_limits=None if autoscale else tuple(float(v) for v in self.range_slider.value()),
         )
         if self._values is None or transform != state.gene.transform:
-            self._values = self._per_point(new)
-        state.gene = new.with_limits(self._values)
+            self._values = self._gene_values(new)
+        state.gene = new if new.contrast_limits is not None else replace(new, contrast_limits=self._values.autoscale)
         if autoscale:
             self._syncing = True
             try:
@@ -412,15 +457,18 @@ class ColorWidget(QWidget):
     def _color_by_gene(self):
         layer, state = self.layer, self.state()
         state.mode = "gene"
-        rgba = col.gene_colors(self._values, state.gene)
+        rgba = self._values.colors(state.gene)
         if not layer.shown.all():  # a label was hidden; setting shown costs a full refresh
             layer.shown = np.ones(len(layer.data), dtype=bool)
-        layer.face_color = rgba
-        # napari's own face colorbar reads the colormap and limits even with direct colours
-        if layer.face_colormap.name != state.gene.colormap:  # each set rebuilds the bar texture
+        set_face_colors(layer, rgba)
+        # napari's own face colorbar reads the colormap and limits even with direct colours;
+        # each change re-lays out its ticks and box, so set them only when they differ
+        if layer.face_colormap.name != state.gene.colormap:
             layer.face_colormap = state.gene.colormap
-        layer.face_contrast_limits = state.gene.contrast_limits
-        self._set_value_column(self._values)
+        limits = tuple(float(v) for v in state.gene.contrast_limits)
+        if layer.face_contrast_limits is None or tuple(layer.face_contrast_limits) != limits:
+            layer.face_contrast_limits = limits
+        self._set_value_column(self._values.values)
         self._show_colorbar()
 
     def _show_colorbar(self):
@@ -448,6 +496,7 @@ class ColorWidget(QWidget):
         listener (curation, legend) redo its work on each gene switch.
         """
         features = self.layer.features
+        values = np.array(values, dtype=np.float64)  # the table's own copy: cached values are read-only
         if VALUE_COLUMN in features.columns:
             features[VALUE_COLUMN] = values
         else:
@@ -471,7 +520,7 @@ class ColorWidget(QWidget):
             self.color_by_label()
         elif self.state().gene is not None:
             if self._values is None:
-                self._values = self._per_point(self.state().gene)
+                self._values = self._gene_values(self.state().gene)
             self._color_by_gene()
 
     def _on_label_column(self):
@@ -506,12 +555,13 @@ class ColorWidget(QWidget):
         # the curation widget edits labels and emits features(): keep colours and legend current
         if self.layer is None:
             return
+        self._value_cache.clear()  # spot ids may have been edited: match points to spots again
         self._fill_label_columns()
         state = self.state()
         if state.mode == "label":
             self.color_by_label()
         elif state.mode == "gene" and self._values is not None and VALUE_COLUMN not in self.layer.features:
-            self._set_value_column(self._values)
+            self._set_value_column(self._values.values)
 
     def legend_entries(self) -> list[col.LegendEntry]:
         return col.legend_entries(self._label_values(), self.palette) if self.layer is not None else []

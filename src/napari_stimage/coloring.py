@@ -108,13 +108,15 @@ def expressing_mask(values: np.ndarray) -> np.ndarray:
         return np.isfinite(values) & (values > 0)
 
 
-def autoscale_limits(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> tuple[float, float]:
+def autoscale_limits(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+                     expressing: np.ndarray | None = None) -> tuple[float, float]:
     """Contrast limits at the given percentiles of the expressing spots (default 1st-99th).
 
     With nothing expressed, (0, 1); a flat distribution still gets a non-empty range.
+    `expressing` is `expressing_mask(values)` when the caller already has it.
     """
     values = np.asarray(values, dtype=np.float64)
-    expressed = values[expressing_mask(values)]
+    expressed = values[expressing if expressing is not None else expressing_mask(values)]
     if expressed.size == 0:
         return (0.0, 1.0)
     lo, hi = (float(v) for v in np.percentile(expressed, percentiles))
@@ -122,6 +124,36 @@ def autoscale_limits(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_
         top = float(expressed.max())
         hi = top if top > lo else lo + 1.0
     return (lo, hi)
+
+
+@dataclass(frozen=True, eq=False)
+class GeneValues:
+    """A coloring's per-spot values plus what colouring them needs, computed once.
+
+    The colour widget keeps these per gene, so switching back to a gene (or changing only the
+    colormap, range or non-expressing mode) does not redo the transform, mask and percentiles.
+    """
+
+    values: np.ndarray  # float64, read-only
+    expressing: np.ndarray  # expressing_mask(values)
+    autoscale: tuple[float, float]  # autoscale_limits(values)
+    top: float  # largest finite value (1.0 when there is none): the end of a range slider
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> GeneValues:
+        values = np.array(values, dtype=np.float64)  # a private copy, frozen below
+        values.flags.writeable = False
+        expressing = expressing_mask(values)
+        expressing.flags.writeable = False
+        finite = values[np.isfinite(values)]
+        top = float(finite.max()) if finite.size else 1.0
+        return cls(values, expressing, autoscale_limits(values, expressing=expressing), top)
+
+    def colors(self, coloring: GeneColoring) -> np.ndarray:
+        """`gene_colors(values, coloring)`, with the limits autoscaled from the cache when None."""
+        if coloring.contrast_limits is None:
+            coloring = replace(coloring, contrast_limits=self.autoscale)
+        return gene_colors(self.values, coloring, self.expressing)
 
 
 def map_to_colormap(values: np.ndarray, colormap, contrast_limits: tuple[float, float]) -> np.ndarray:
@@ -135,12 +167,15 @@ def map_to_colormap(values: np.ndarray, colormap, contrast_limits: tuple[float, 
     return np.asarray(cmap.map(scaled), dtype=np.float32)
 
 
-def gene_colors(values: np.ndarray, coloring: GeneColoring) -> np.ndarray:
-    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest."""
+def gene_colors(values: np.ndarray, coloring: GeneColoring, expressing: np.ndarray | None = None) -> np.ndarray:
+    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest.
+
+    `expressing` is `expressing_mask(values)` when the caller already has it (same colours).
+    """
     if coloring.non_expressing not in NON_EXPRESSING_MODES:
         raise ValueError(f"non_expressing must be one of {NON_EXPRESSING_MODES}")
     rgba = map_to_colormap(values, coloring.colormap, coloring.resolved_limits(values))
-    silent = ~expressing_mask(values)
+    silent = ~(expressing if expressing is not None else expressing_mask(values))
     if coloring.non_expressing == "transparent":
         rgba[silent] = 0.0
     elif coloring.non_expressing == "grey":
