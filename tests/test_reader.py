@@ -86,23 +86,30 @@ def _canvas_pixel(viewer, shot, y, x):
     return shot[int(round((y - cy) * zoom + h / 2)), int(round((x - cx) * zoom + w / 2)), :3].astype(int)
 
 
-def test_rendered_slide_shows_tissue_and_spot_rims(make_napari_viewer, slide):
+def test_rendered_slide_opens_coloured_by_label_over_the_tissue(make_napari_viewer, slide):
+    from napari_stimage import coloring as col
     from napari_stimage.layers import add_slide_to_viewer
     from napari_stimage.synthetic import REGIONS, region_of
 
     viewer = make_napari_viewer(show=True)
-    add_slide_to_viewer(viewer, slide)
+    spots = add_slide_to_viewer(viewer, slide)[-1]
     viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
     pos = slide.positions
     region = region_of(pos[:, 0], pos[:, 1], 1000, 1000)
+    labels = spots.features["label"].to_numpy()
+    expected_faces = col.label_colors(labels, col.LabelPalette())
     r = slide.spots["r"].iloc[0]
-    for k, (_, tissue_rgb) in enumerate(REGIONS.values()):
-        y, x = pos[np.flatnonzero(region == k)[0]]
-        centre = _canvas_pixel(viewer, shot, y, x)  # transparent face: the H&E shows through
-        assert np.abs(centre - tissue_rgb).max() < 40, (k, centre)
-        rim = _canvas_pixel(viewer, shot, y, x + 0.97 * r)  # the border is drawn on the spot's edge
-        assert rim[1] > 150 and rim[0] < 120 and rim[2] < 160, (k, rim)
+    for k, (label, (_, tissue_rgb)) in enumerate(REGIONS.items()):
+        i = int(np.flatnonzero((region == k) & (labels == label))[0])
+        y, x = pos[i]
+        face = expected_faces[i, :3] * 255
+        blended = spots.opacity * face + (1 - spots.opacity) * np.array(tissue_rgb)
+        centre = _canvas_pixel(viewer, shot, y, x)  # the spot, in its label's colour over the H&E
+        assert np.abs(centre - blended).max() < 40, (label, centre, blended)
+        between = _canvas_pixel(viewer, shot, y, x + 20)  # half a pitch away: no spot, just tissue
+        assert np.abs(between - tissue_rgb).max() < 40, (label, between)
+        assert 2 * r < 40  # (the spots really leave tissue visible between them)
 
 
 def test_damaged_image_opens_spots_with_a_warning(slide_paths, monkeypatch):
@@ -114,3 +121,17 @@ def test_damaged_image_opens_spots_with_a_warning(slide_paths, monkeypatch):
     layers = read_slide(str(slide_paths.count))
     assert [kind for *_, kind in layers] == ["points"]
     assert "image not shown" in shown[0] and f"{slide_paths.image.name}" in shown[0]
+
+
+def test_slide_without_annotation_opens_coloured_by_its_top_gene(tmp_path):
+    from napari_stimage import load_slide
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    paths = write_synthetic_slide(tmp_path / "ds", with_annotation=False)
+    (_, _, _), (points, meta, _) = read_slide(str(paths.image))
+    slide = load_slide(paths.coord)
+    values = slide.gene_values(slide.default_genes[0])
+    faces = np.asarray(meta["face_color"])
+    assert faces.shape == (len(points), 4)
+    hot = int(np.nanargmax(values))
+    assert faces[hot, 3] == 1.0 and np.all(faces[values == 0, 3] == 0)  # non-expressing: transparent

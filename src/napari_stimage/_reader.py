@@ -36,6 +36,7 @@ def read_slide(path):
         slide = load_slide(path, progress=on_progress, decode_image=True)
     if slide.report:
         show_warning(slide.report.summary(slide.name))
+    _point_to_widgets_once()
     layer_data = slide_layer_data(slide)
     if any(kind == "labels" for *_, kind in layer_data):
         # VisiumHD bins: painting the bin-labels layer must reach the label editor from the
@@ -48,3 +49,16 @@ def read_slide(path):
         if viewer is not None:
             watch_viewer(viewer)
     return layer_data
+
+
+_widgets_pointed_out = False
+
+
+def _point_to_widgets_once() -> None:
+    """File > Open does not dock the plugin's widgets; tell the user once per session where they are."""
+    global _widgets_pointed_out
+    if not _widgets_pointed_out:
+        from napari.utils.notifications import show_info
+
+        show_info("napari-stimage: colour and curate spots with Plugins > napari-stimage > Color spots / Curate labels")
+        _widgets_pointed_out = True

@@ -35,16 +35,32 @@ def image_layer_data(slide: Slide) -> tuple | None:
     return (levels[0], meta, "image")
 
 
+def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
+    """The colours a slide opens with, as the "Color spots" widget sets them: by pathologist
+    label when the slide has any, else by its most variable gene (log1p, autoscaled)."""
+    from . import coloring as col
+    from .labels import is_unlabelled
+
+    if any(not is_unlabelled(v) for v in labels):
+        return col.label_colors(labels, col.LabelPalette())
+    if slide.default_genes:
+        gene_coloring = col.GeneColoring((slide.default_genes[0],))
+        values = gene_coloring.values(slide)
+        return col.gene_colors(values, gene_coloring.with_limits(values))
+    return "transparent"
+
+
 def spots_layer_data(slide: Slide) -> tuple:
+    features = slide.features()
     meta = {
         "name": spots_layer_name(slide),
         "size": slide.diameters,
-        "features": slide.features(),
-        "face_color": "transparent",
-        "border_color": "#00ff66",
-        "border_width": 0.08,
+        "features": features,
+        "face_color": initial_face_colors(slide, features["label"].to_numpy()),
+        "border_color": "#ffffff",
+        "border_width": 0.05,  # a faint rim keeps neighbouring spots apart without hiding the H&E
         "border_width_is_relative": True,
-        "opacity": 0.9,
+        "opacity": 0.85,
         "metadata": {SLIDE_KEY: slide},
     }
     return (slide.positions, meta, "points")
