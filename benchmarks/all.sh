@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Every benchmark, one command (not run in CI): scale targets of issue 5, then gene switching of issue 3.
+# Each prints its naive baseline measured in the same run. Needs Xvfb (scripts/setup.sh installs it).
+#   bash benchmarks/all.sh            # real shapes (~3 GB of generated data, a few minutes)
+#   bash benchmarks/all.sh --quick    # small shapes for the scale part
+set -euo pipefail
+cd "$(dirname "$0")/.."
+xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/run.py --redraw "$@"
+xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_gene_switch.py
