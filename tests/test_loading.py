@@ -68,3 +68,46 @@ def test_cli_messages_name_the_problem(tmp_path, slide_paths, capsys):
     assert main(["render", str(slide_paths.image), "--gene", "ERBB2", "--colormap", "magmaa", "--out", out]) == 2
     err = capsys.readouterr().err
     assert "unknown colormap 'magmaa'" in err and "magma" in err and len(err) < 200
+
+
+def test_cancel_from_the_progress_bar_stops_the_load(make_napari_viewer, qtbot, slide_paths, monkeypatch):
+    import threading
+
+    import napari.utils.notifications as notifications
+
+    import napari_stimage.slide as slide_module
+    from napari_stimage.expression import Cancelled
+
+    started = threading.Event()
+
+    def slow_expression(path, progress=None, cancel=None):
+        started.set()
+        while not cancel():  # a long parse that checks for cancellation between blocks
+            progress(1, 100)
+            threading.Event().wait(0.01)
+        raise Cancelled(str(path))
+
+    monkeypatch.setattr(slide_module, "load_expression", slow_expression)
+    infos = []
+    monkeypatch.setattr(notifications, "show_info", infos.append)
+    viewer = make_napari_viewer()
+    worker = open_slide_in_viewer(viewer, slide_paths.image, dock_widgets=False)
+    assert started.wait(10)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        worker.progress_bar.cancel()  # what the activity panel's Cancel button does
+    qtbot.waitUntil(lambda: bool(infos), timeout=5000)
+    assert "cancelled" in infos[0] and len(viewer.layers) == 0
+
+
+def test_cancelled_cache_build_leaves_nothing_behind(slide_paths):
+    import pytest
+
+    from napari_stimage import load_slide
+    from napari_stimage.cache import cache_dir
+    from napari_stimage.expression import Cancelled
+
+    with pytest.raises(Cancelled):
+        load_slide(slide_paths.coord, cancel=lambda: True)
+    leftovers = [p for p in cache_dir().rglob("*") if p.is_file()]
+    assert leftovers == []
+    assert load_slide(slide_paths.coord).expression is not None  # and a later open works

@@ -8,28 +8,34 @@ from pathlib import Path
 def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     """Start loading `path` in a worker thread; layers are added when it finishes.
 
+    Progress shows in napari's activity panel with a Cancel button (`worker.progress_bar`).
     Errors are shown as napari notifications naming the file; the viewer keeps running.
     Returns the worker (tests can wait on it).
     """
-    from napari.qt.threading import create_worker
-    from napari.utils.notifications import show_error, show_warning
+    import queue
+    import threading
 
+    from napari.qt.threading import create_worker
+    from napari.utils.notifications import show_error, show_info, show_warning
+    from napari.utils.progress import cancelable_progress
+
+    from .expression import Cancelled
     from .layers import add_slide_to_viewer, slide_layer_data
     from .slide import load_slide
 
     def work():
-        # load_slide reports progress through a callback on this thread; run it in a helper
-        # thread so this generator can yield the progress to napari as it happens.
-        import queue
-        import threading
-
+        # load_slide reports progress through a callback on its own thread; this generator
+        # passes it on to the GUI thread as it happens.
         updates: queue.Queue = queue.Queue()
         outcome: dict = {}
 
         def load():
             try:
                 slide = load_slide(
-                    path, progress=lambda done, total: updates.put(int(100 * done / max(total, 1))), decode_image=True
+                    path,
+                    progress=lambda done, total: updates.put(int(100 * done / max(total, 1))),
+                    decode_image=True,
+                    cancel=lambda: bar.is_canceled,  # set by the activity panel's Cancel button
                 )
                 # build the feature table here too, not on the GUI thread
                 outcome["result"] = (slide, slide_layer_data(slide))
@@ -51,6 +57,8 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
             raise outcome["error"]
         return outcome["result"]
 
+    bar = cancelable_progress(total=100, desc=f"Opening {Path(path).name}")
+
     def on_returned(result):
         slide, layer_data = result
         add_slide_to_viewer(viewer, slide, layer_data)
@@ -59,12 +67,19 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
         if dock_widgets:
             add_dock_widgets(viewer)
 
+    def on_errored(exc):
+        if isinstance(exc, Cancelled):
+            show_info(f"Opening {Path(path).name} was cancelled; nothing was kept half-done.")
+        else:
+            show_error(str(exc))
+
     # errored must be connected at creation, or the worker re-raises into the event loop
-    return create_worker(
+    worker = create_worker(
         work,
-        _progress={"total": 100, "desc": f"Opening {Path(path).name}"},
-        _connect={"returned": on_returned, "errored": lambda exc: show_error(str(exc))},
+        _connect={"yielded": bar.update, "returned": on_returned, "errored": on_errored, "finished": bar.close},
     )
+    worker.progress_bar = bar
+    return worker
 
 
 def add_dock_widgets(viewer) -> None:

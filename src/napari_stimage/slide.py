@@ -101,14 +101,16 @@ def read_coords(path: str | Path) -> pd.DataFrame:
     return spots
 
 
-def load_expression(path: Path, progress: ProgressCallback | None = None) -> Expression:
+def load_expression(
+    path: Path, progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None
+) -> Expression:
     """The expression of a count file (the single place slides get their counts from).
 
     Goes through the on-disk cache (`cache.py`): parsed once, memory-mapped on later opens.
     """
     from .cache import load_expression_cached
 
-    return load_expression_cached(path, progress=progress)
+    return load_expression_cached(path, progress=progress, cancel=cancel)
 
 
 @dataclass
@@ -158,14 +160,16 @@ class Slide:
         """Pyramid levels of the H&E image (largest first), or None when the slide has none."""
         return self.load_image()
 
-    def load_image(self, progress: ProgressCallback | None = None) -> list | None:
+    def load_image(
+        self, progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None
+    ) -> list | None:
         """Decode the image now (building its cached pyramid the first time, with progress)."""
         if "image_levels" not in self.__dict__:
             levels = None
             if self.paths.image is not None:
                 from .images import read_image
 
-                levels = read_image(self.paths.image, progress=progress)
+                levels = read_image(self.paths.image, progress=progress, cancel=cancel)
             self.__dict__["image_levels"] = levels  # fills the cached_property
         return self.__dict__["image_levels"]
 
@@ -257,13 +261,15 @@ def load_slide(
     path: str | Path | SlidePaths,
     progress: ProgressCallback | None = None,
     decode_image: bool = False,
+    cancel: Callable[[], bool] | None = None,
 ) -> Slide:
     """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input.
 
     With `decode_image` the image is decoded too (its pyramid built on first use), and
     `progress` covers both steps; an image that cannot be decoded is then reported in
     `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
-    when first asked for (and a bad one raises then).
+    when first asked for (and a bad one raises then). When `cancel()` turns True the long steps
+    stop and `expression.Cancelled` is raised; nothing half-built is left in the cache.
     """
     paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
     if paths is None:
@@ -275,7 +281,9 @@ def load_slide(
     expression = None
     rows = np.full(len(spots), -1, dtype=np.int64)
     if paths.count is not None:
-        expression = load_expression(paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0))
+        expression = load_expression(
+            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel
+        )
         count_ids = pd.Index(expression.spot_ids)
         report.repeated_count_ids = _repeated(count_ids)
         first_row = pd.Series(np.arange(len(count_ids)), index=count_ids)
@@ -307,7 +315,7 @@ def load_slide(
     )
     if decode_image:
         try:
-            slide.load_image(_progress_share(progress, 0.8, 1.0))
+            slide.load_image(_progress_share(progress, 0.8, 1.0), cancel)
         except SlideError as exc:
             # a damaged image should not hide the spots, expression and labels: open without it
             report.image_error = str(exc)
