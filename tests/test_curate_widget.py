@@ -35,7 +35,7 @@ def _to_canvas(viewer, world_rc):
     return (float(x), float(y))
 
 
-def _drag(viewer, world_path, qtbot, modifiers=(), whole_pixels=False):
+def _drag(viewer, world_path, qtbot, modifiers=(), whole_pixels=False, before_release=None):
     """Press, move along and release over `world_path` on the vispy canvas, as the mouse would.
 
     napari throttles mouse moves (5 ms), so each move gets time to be delivered, like a real hand.
@@ -49,6 +49,8 @@ def _drag(viewer, world_path, qtbot, modifiers=(), whole_pixels=False):
     for p in pos[1:]:
         scene.events.mouse_move(pos=p, modifiers=modifiers, button=1)
         qtbot.wait(8)
+    if before_release is not None:
+        before_release()
     scene.events.mouse_release(pos=pos[-1], modifiers=modifiers, button=1)
 
 
@@ -74,7 +76,7 @@ def test_lasso_selects_spots_inside_and_assigns_a_typed_label(curate, qtbot, sli
     widget.assign_button.click()
     labels = layer.features["label"].to_numpy()
     assert all(labels[i] == 'tumor "edge", zone*' for i in expected)
-    assert "unsaved" in widget.status.text()
+    assert "unsaved" in widget.status.full_text()
     assert widget.label_input.findText('tumor "edge", zone*') >= 0  # now a known label
 
 
@@ -182,14 +184,19 @@ def test_slide_without_annotation_is_annotated_from_scratch(make_napari_viewer, 
     layer = add_slide_to_viewer(viewer, slide)[-1]
     widget = CurateWidget(viewer)
     qtbot.addWidget(widget)
-    assert "new file" in widget.status.text()
+    assert widget.status.full_text().endswith("(new file, not saved yet)")  # not "saved": nothing is on disk
     layer.selected_data = {0, 2}
     widget.label_input.setEditText("L1")
     widget.assign_button.click()
+    assert widget.status.full_text().endswith("(new file, not saved yet): ● unsaved changes")
     widget.save(block=True)
+    assert widget.status.full_text().endswith(": saved") and "new file" not in widget.status.full_text()
     target = paths.default_annotation_path
-    ids = slide.spots["spot_id"].tolist()
-    assert target.read_text() == f",label\n{ids[0]},L1\n{ids[2]},L1\n"
+    # like the dataset's files: every spot once, in coord-file order, unlabelled = empty cell
+    ids = list(dict.fromkeys(slide.spots["spot_id"].tolist()))
+    expected = "".join(f"{spot},{'L1' if spot in (ids[0], ids[2]) else ''}\n" for spot in ids)
+    assert target.read_text() == ",label\n" + expected
+    assert read_annotation(target).spot_ids == ids
 
 
 def test_writer_contribution_saves_labels(make_napari_viewer, slide, tmp_path):
@@ -216,12 +223,15 @@ def test_rectangle_selects_and_alt_removes_and_redo_key(curate, qtbot, slide):
     viewer, widget, layer = curate
     widget.set_tool("rectangle")
     lo = slide.positions.min(axis=0) + 50
-    _drag(viewer, [lo, lo + [100, 150], lo + [200, 300]], qtbot)
+    shown = []
+    _drag(viewer, [lo, lo + [100, 150], lo + [200, 300]], qtbot,
+          before_release=lambda: shown.extend(viewer.layers["selection stroke"].shape_type))
+    assert shown == ["rectangle"]  # the outline shows while dragging
     pos = slide.positions
     box = np.flatnonzero(np.all((pos >= lo) & (pos <= lo + [200, 300]), axis=1))
     assert box.size > 3 and widget.selection.tolist() == box.tolist()
     stroke = viewer.layers["selection stroke"]
-    assert stroke.shape_type == ["rectangle"] and viewer.layers.selection.active is layer
+    assert len(stroke.data) == 0 and viewer.layers.selection.active is layer  # and is gone after it
     _drag(viewer, [lo, lo + [100, 150]], qtbot, modifiers=("Alt",))
     inner = np.flatnonzero(np.all((pos >= lo) & (pos <= lo + [100, 150]), axis=1))
     assert set(widget.selection.tolist()) == set(box.tolist()) - set(inner.tolist())
@@ -234,16 +244,152 @@ def test_rectangle_selects_and_alt_removes_and_redo_key(curate, qtbot, slide):
         handler.release_key(key)
     assert set(layer.features["label"].to_numpy()[widget.selection]) == {"Benign*"}
     assert widget.editor.can_undo and not widget.editor.can_redo
+    widget.set_tool("pan")  # the helper layer leaves the layer list with the drawing tool
+    assert "selection stroke" not in viewer.layers and viewer.layers.selection.active is layer
 
 
 def test_closing_the_window_with_unsaved_edits_can_be_cancelled(curate, qtbot):
     viewer, widget, layer = curate
+    viewer.window.add_dock_widget(widget)  # the guard sits on the window the widget is docked in
+    viewer.window._qt_window.show()
+    qtbot.waitUntil(lambda: viewer.window._qt_window in widget._guarded_windows, timeout=5000)
     widget.editor.assign([0], "unsaved")
     answers = iter(["Cancel"])
     widget.ask = lambda title, text, choices: widget.questions.append((title, choices)) or next(answers, "Don't save")
     viewer.window._qt_window.close()
     assert widget.questions == [("Unsaved labels", ("Save", "Don't save", "Cancel"))]
     assert layer in viewer.layers and widget.editor.dirty
+
+
+def test_a_new_label_does_not_shift_hotkeys_dropdown_or_key_hint(curate, qtbot, slide):
+    viewer, widget, layer = curate
+    before = widget.editor.categories()
+    assert before[:2] == ["adipose tissue", "connective tissue"]
+    layer.selected_data = {0, 1}
+    widget.label_input.setEditText("Benign")  # sorts before "connective tissue" by name
+    widget.assign_button.click()
+    assert widget.editor.categories() == [*before, "Benign"]  # appended: the keys keep their meaning
+    assert [widget.label_input.itemText(i) for i in range(widget.label_input.count())] == [*before, "Benign"]
+    assert widget.hotkey_help.full_text().startswith("1 adipose tissue · 2 connective tissue · ")
+    assert "\n2: connective tissue\n" in widget.hotkey_help.toolTip()
+    layer.selected_data = {5}
+    viewer.layers.selection.active = layer
+    _press(viewer, "2")
+    assert layer.features["label"][5] == "connective tissue"
+
+
+def test_key_hint_is_one_elided_line_with_the_full_text_in_its_tooltip(curate, qtbot):
+    viewer, widget, layer = curate
+    hint = widget.hotkey_help
+    widget.resize(260, 700)  # a narrow dock
+    widget.show()
+    qtbot.waitExposed(widget)
+    assert hint.text().endswith("…") and len(hint.text()) < len(hint.full_text())
+    for label in widget.editor.categories():
+        assert label in hint.toolTip()
+    assert "L: Lasso" in hint.toolTip() and "Esc" in hint.toolTip()
+
+
+def test_typed_labels_are_trimmed_and_near_twins_warned_about(curate, qtbot, slide):
+    viewer, widget, layer = curate
+    notes = []
+    widget._notify = notes.append
+    layer.selected_data = {0}
+    widget.label_input.setEditText("  Benign  ")
+    widget.assign_button.click()
+    assert layer.features["label"][0] == "Benign" and "  Benign  " not in widget.editor.categories()
+    assert notes == []
+    layer.selected_data = {1}
+    widget.label_input.setEditText("benign")
+    widget.assign_button.click()
+    assert notes == ["‘benign’ differs from existing ‘Benign’ only by case"]
+    assert layer.features["label"][1] == "benign"  # assigned as typed
+    layer.selected_data = {2}
+    widget.label_input.setEditText("adipose  tissue")
+    widget.assign_button.click()
+    assert notes[-1] == "‘adipose  tissue’ differs from existing ‘adipose tissue’ only by spacing"
+
+
+def test_widget_follows_the_selected_slide(make_napari_viewer, slide_paths, tmp_path, qtbot):
+    from napari_stimage import load_slide
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    viewer = make_napari_viewer()
+    first = add_slide_to_viewer(viewer, load_slide(slide_paths.coord))
+    widget = CurateWidget(viewer)
+    qtbot.addWidget(widget)
+    other_paths = write_synthetic_slide(tmp_path / "other", name="Second_Slide_Synthetic_Visium")
+    second = add_slide_to_viewer(viewer, load_slide(other_paths.coord))
+    spots_a, spots_b = first[-1], second[-1]
+    viewer.layers.selection.active = spots_b
+    assert widget.layer is spots_b and widget.layer_combo.currentText() == spots_b.name
+    assert widget.editor is editor_for_layer(spots_b)
+    viewer.layers.selection.active = first[0]  # the H&E image: the choice stays
+    assert widget.layer is spots_b
+    viewer.layers.selection.active = spots_a
+    assert widget.layer is spots_a and widget.layer_combo.currentText() == spots_a.name
+    widget.layer_combo.setCurrentIndex(widget.layer_combo.findText(spots_b.name))  # the chooser still works
+    assert widget.layer is spots_b and viewer.layers.selection.active is spots_b
+
+    # a drawing tool carries over to the newly selected slide, its outline layer placed for it
+    widget.set_tool("lasso")
+    viewer.layers.selection.active = spots_a
+    assert widget.layer is spots_a and widget.tool == "lasso" and not spots_a.mouse_pan
+    assert [layer.name for layer in viewer.layers].count("selection stroke") == 1
+    viewer.layers.remove(spots_a)  # the curated layer closes while drawing: the helper goes too
+    assert widget.layer is spots_b and "selection stroke" in viewer.layers
+    widget.set_tool("pan")
+    assert "selection stroke" not in viewer.layers
+
+
+def test_dock_scrolls_instead_of_clipping_its_buttons(curate, qtbot):
+    from qtpy.QtWidgets import QPushButton, QScrollArea
+
+    viewer, widget, layer = curate
+    assert isinstance(widget.scroll_area, QScrollArea) and widget.scroll_area.widgetResizable()
+    widget.setFixedSize(330, 300)  # a dock squeezed short and narrow by its neighbours
+    widget.show()
+    qtbot.waitExposed(widget)
+    for button in widget.scroll_area.widget().findChildren(QPushButton):
+        if button.isVisible():
+            assert button.width() >= button.sizeHint().width() - 1, button.text()
+            assert button.height() >= button.sizeHint().height() - 1, button.text()
+    assert widget.scroll_area.verticalScrollBar().maximum() > 0
+    # the brush radius has a row of its own
+    radius = widget.brush_radius
+    assert all(abs(b.geometry().center().y() - radius.geometry().center().y()) > 5
+               for b in widget.tool_buttons.values())
+
+
+def test_tool_keys_on_the_spots_layer(curate, qtbot):
+    viewer, widget, layer = curate
+    viewer.layers.selection.active = layer
+    for key, tool in (("L", "lasso"), ("B", "brush"), ("R", "rectangle")):
+        _press(viewer, key)
+        assert widget.tool == tool and widget.tool_buttons[tool].isChecked()
+        assert f"(key {key})" in widget.tool_buttons[tool].toolTip()
+    layer.selected_data = {1, 2}
+    _press(viewer, "Escape")
+    assert widget.tool == "pan" and layer.mode == "pan_zoom" and widget.selection.size == 0
+    assert "selection stroke" not in viewer.layers
+    _press(viewer, "S")  # napari's own select-mode key is kept
+    assert layer.mode == "select"
+
+
+def test_close_guard_uses_no_private_window_attribute(make_napari_viewer_proxy, slide, qtbot):
+    """Docked widgets get napari's public-only viewer proxy, which warns on `Window._qt_window`."""
+    import warnings
+
+    viewer = make_napari_viewer_proxy()
+    add_slide_to_viewer(viewer, slide)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        widget = CurateWidget(viewer)
+        qtbot.addWidget(widget)
+        viewer.window.add_dock_widget(widget)
+    main_window = viewer.__wrapped__.window._qt_window  # the test, not the plugin, may look
+    main_window.show()
+    qtbot.waitUntil(lambda: main_window in widget._guarded_windows, timeout=5000)
 
 
 # -- bin-labels layers (VisiumHD rasters) -----------------------------------------------------
@@ -317,7 +463,7 @@ def test_bin_labels_are_painted_through_the_widget_undone_and_saved(hd_curate, h
     on_row = np.flatnonzero((grid.row == 30) & (grid.col >= 10) & (grid.col <= 20))
     painted = {ids[i]: "tertiary lymphoid, *new*" for i in on_row}
     assert widget.editor.changes() == painted
-    assert "unsaved" in widget.status.text()
+    assert "unsaved" in widget.status.full_text()
 
     # hotkey 2 picks the legend's second label; the drop-down picks too
     categories = widget.editor.categories()
@@ -351,7 +497,7 @@ def test_bin_labels_are_painted_through_the_widget_undone_and_saved(hd_curate, h
     with qtbot.waitSignal(worker.finished, timeout=10000):
         pass
     assert _saved_changes(hd_paths, slide) == painted
-    assert not widget.editor.dirty and "saved" in widget.status.text() and "unsaved" not in widget.status.text()
+    assert not widget.editor.dirty and "saved" in widget.status.full_text() and "unsaved" not in widget.status.full_text()
     assert widget.questions == []
 
 

@@ -121,7 +121,7 @@ def test_repeated_coord_ids_share_one_label(tmp_path):
     assert editor.assign([2], "L3") == 2
     assert editor.labels.tolist() == ["L3", None, "L3"]
     editor.save()
-    assert (tmp_path / "S_anno.csv").read_bytes() == b",label\nS_A-1,L3\n"
+    assert (tmp_path / "S_anno.csv").read_bytes() == b",label\nS_A-1,L3\nS_B-1,\n"  # a new file: each id once
 
 
 def test_recovery_is_written_offered_and_discarded_on_save(tmp_path):
@@ -276,3 +276,81 @@ def test_recovery_lives_outside_the_cache_folder(tmp_path):
     assert recovery.parent.parent == data_dir()
     assert os.environ["NAPARI_STIMAGE_DATA"] != os.environ["NAPARI_STIMAGE_CACHE"]
     assert not recovery.is_relative_to(cache_dir())  # emptying the cache never loses unsaved edits
+
+
+def test_categories_keep_their_order_when_labels_are_added(tmp_path):
+    path = tmp_path / "S_anno.csv"
+    path.write_bytes(BASE)
+    editor = LabelEditor(SLIDE_IDS, read_annotation(path))
+    assert editor.categories() == ["GG4, Cribriform", "L1", "L2"]  # the file's labels, natural order
+    editor.assign([5], "Benign")  # would sort first by name
+    editor.assign([6], "A0")
+    assert editor.categories() == ["GG4, Cribriform", "L1", "L2", "Benign", "A0"]
+    editor.assign([0], "L10")  # the last L1 spot: "L1" stays listed, keys 1-9 keep their meaning
+    editor.undo()
+    editor.undo()
+    assert editor.categories() == ["GG4, Cribriform", "L1", "L2", "Benign", "A0", "L10"]
+    editor.redo()
+    assert editor.categories() == ["GG4, Cribriform", "L1", "L2", "Benign", "A0", "L10"]
+    assert LabelEditor(SLIDE_IDS, read_annotation(path)).categories() == ["GG4, Cribriform", "L1", "L2"]
+
+
+def test_new_labels_are_trimmed_but_labels_of_the_file_are_kept_exactly(tmp_path):
+    from napari_stimage.editing import normalise_label
+
+    path = tmp_path / "S_anno.csv"
+    data = b",V2\nS_A-1, L1 \nS_B-1,L2\n"
+    path.write_bytes(data)
+    editor = LabelEditor(SLIDE_IDS, read_annotation(path))
+    assert editor.categories() == [" L1 ", "L2"]
+    assert editor.assign([2], "  Benign  ") == 1 and editor.label_of(2) == "Benign"
+    assert editor.assign([3], " L1 ") == 1 and editor.label_of(3) == " L1 "  # an existing label, as is
+    assert editor.categories() == [" L1 ", "L2", "Benign"]
+    with pytest.raises(ValueError, match="unlabelled"):
+        editor.assign([4], "   ")
+    editor.undo()
+    editor.undo()
+    editor.save()
+    assert path.read_bytes() == data  # the file's own labels round-trip
+    assert normalise_label(" as read ") == " as read "  # without known labels: only checked
+    assert normalise_label("  new ", known_labels={"old"}) == "new"
+
+
+def test_near_duplicates_by_case_or_spacing():
+    from napari_stimage.editing import near_duplicate
+
+    known = ["Benign", "immune infiltrate, dense"]
+    assert near_duplicate("benign", known) == ("Benign", "case")
+    assert near_duplicate("immune  infiltrate, dense", known) == ("immune infiltrate, dense", "spacing")
+    assert near_duplicate("Immune infiltrate,  dense", known) == ("immune infiltrate, dense", "case and spacing")
+    assert near_duplicate("Benign", known) is None and near_duplicate("Malignant", known) is None
+
+
+def test_a_new_file_lists_every_spot_once_in_coord_order(tmp_path):
+    ids = ["S_C-1", "S_A-1", "S_B-1", "S_A-1", 'S_"q"-1']
+    target = tmp_path / "S_anno.csv"
+    editor = LabelEditor(ids, annotation_path=target)
+    assert editor.starts_new_file
+    editor.assign([1], "L1, edge")
+    editor.save()
+    assert target.read_bytes() == b',label\nS_C-1,\nS_A-1,"L1, edge"\nS_B-1,\n"S_""q""-1",\n'
+    assert [r.spot_id for r in read_annotation(target).data_rows] == ["S_C-1", "S_A-1", "S_B-1", 'S_"q"-1']
+    editor.assign([2], "L2")
+    editor.save()  # the second save rewrites the same rows, the new label in place
+    assert target.read_bytes() == b',label\nS_C-1,\nS_A-1,"L1, edge"\nS_B-1,L2\n"S_""q""-1",\n'
+    # an existing file keeps its rows: unlabelled spots add none, newly labelled ones are appended
+    before = target.read_bytes()
+    again = LabelEditor(ids + ["S_N-1", "S_M-1"], read_annotation(target))
+    assert not again.starts_new_file
+    again.assign([5], "L3")
+    again.save()
+    assert target.read_bytes().startswith(before)
+    rows = read_annotation(target).data_rows
+    assert [(r.spot_id, r.label) for r in rows[4:]] == [("S_N-1", "L3")]  # S_M-1 (unlabelled) adds no row
+
+
+def test_assign_each_is_one_undo_step(tmp_path):
+    editor = LabelEditor(["S_A-1", "S_B-1", "S_A-1", "S_C-1"], annotation_path=tmp_path / "S_anno.csv")
+    assert editor.assign_each({0: "x", 1: " y ", 3: None}) == 3  # repeated id 0/2 both change
+    assert editor.labels.tolist() == ["x", "y", "x", None]
+    assert editor.undo() and editor.labels.tolist() == [None] * 4 and not editor.can_undo

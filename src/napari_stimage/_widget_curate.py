@@ -6,8 +6,11 @@ Spots layers: selection tools act on the chosen layer (they make it the active l
 - Click: napari's own select mode (click, shift-click, drag a box).
 - Rectangle / Lasso / Brush: drag on the canvas; hold Shift to add to the selection,
   Alt to remove from it. The brush radius is in image pixels.
-Keys on the spots layer: 1-9 give the selection the legend's first nine labels, 0 / Backspace /
-Delete clear its labels (they never delete spots), Ctrl+Z undo, Ctrl+Shift+Z redo.
+Keys on the spots layer: 1-9 give the selection the first nine labels of `editor.categories()`
+(an order fixed for the session: a new label is appended, never shifts the keys), 0 / Backspace /
+Delete clear its labels (they never delete spots), Ctrl+Z undo, Ctrl+Shift+Z redo, L / B / R pick
+Lasso / Brush / Rectangle, Escape = Pan/zoom and select none (napari's P, S, Z, A stay).
+The widget follows the layer selected in the layer list when it is a spots or bin-labels layer.
 
 Bin-labels layers are painted with napari's own Labels tools: choosing a label (Assign / Enter,
 the drop-down or keys 1-9) makes it the brush's label and switches to paint mode; Clear (or 0 /
@@ -20,41 +23,50 @@ from the moment they are inserted.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from qtpy.QtGui import QFontMetrics
 from qtpy.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from . import bins
 from .annotation import AnnotationChangedOnDisk
-from .editing import LabelEditor, editor_for_layer, normalise_label
+from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
 from .layers import slide_of
 from .selection import SpotIndex, points_in_polygon, points_in_rectangle
 
 TOOLS = ("pan", "click", "rectangle", "lasso", "brush")
 TOOL_TITLES = {"pan": "Pan/zoom", "click": "Click", "rectangle": "Rectangle", "lasso": "Lasso", "brush": "Brush"}
 CLEAR_KEYS = ("0", "Backspace", "Delete")
+# Keys on the spots layer that pick a tool; napari's own Points keys (P, S, Z, A, V) stay as they are.
+TOOL_KEYS = {"lasso": "L", "brush": "B", "rectangle": "R"}
+PAN_KEY = "Escape"  # back to pan/zoom and select none
 STROKE_LAYER_NAME = "selection stroke"
 TOOL_TIPS = {
-    "pan": "Pan and zoom the view",
-    "click": "Click a spot; Shift-click adds; drag a box (napari's select mode)",
-    "rectangle": "Drag a rectangle; Shift adds to the selection, Alt removes",
-    "lasso": "Draw a free-hand outline; Shift adds to the selection, Alt removes",
-    "brush": "Paint over spots (radius below); Shift adds to the selection, Alt removes",
+    "pan": "Pan and zoom the view (Esc on the spots layer; also selects none)",
+    "click": "Click a spot; Shift-click adds; drag a box (napari's select mode, key S)",
+    "rectangle": "Drag a rectangle; Shift adds to the selection, Alt removes (key R)",
+    "lasso": "Draw a free-hand outline; Shift adds to the selection, Alt removes (key L)",
+    "brush": "Paint over spots (radius below); Shift adds to the selection, Alt removes (key B)",
 }
 # On a bin-labels layer the tools are napari's own Labels modes; the others do not apply.
 BIN_TOOL_MODES = {"pan": "pan_zoom", "brush": "paint", "lasso": "polygon"}
@@ -64,6 +76,57 @@ BIN_TOOL_TIPS = {
     "lasso": "Click an outline, double-click to close it: its bins get the chosen label (napari's polygon)",
 }
 PAINTING_MODES = ("paint", "polygon", "fill")
+MIN_VISIBLE_HEIGHT = 560  # px of the dock kept visible when the window is short; the rest scrolls
+
+
+class _ElidedLabel(QLabel):
+    """One line of text cut with "…" to the width it gets; the whole text is in the tooltip."""
+
+    def __init__(self, text: str = "", elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight):
+        super().__init__()
+        self._full_text = ""
+        self._elide_mode = elide
+        # never ask the dock for the whole line's width: the hint must not widen the panel
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(20)
+        self.set_full_text(text)
+
+    def full_text(self) -> str:
+        return self._full_text
+
+    def set_full_text(self, text: str, tooltip: str | None = None) -> None:
+        self._full_text = text
+        self.setToolTip(tooltip if tooltip is not None else text)
+        self._elide()
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        metrics = QFontMetrics(self.font())
+        width = self.contentsRect().width() - 2 * max(self.margin(), 0) - 2  # minus a pixel of slack each side
+        self.setText(metrics.elidedText(self._full_text, self._elide_mode, max(width, 20)))
+
+
+class _ScrollArea(QScrollArea):
+    """Scrolls its content when the dock is too small, but asks the dock for the content's full size."""
+
+    def sizeHint(self):  # noqa: N802 (Qt API)
+        content = self.widget()
+        if content is None:
+            return super().sizeHint()
+        hint = content.sizeHint()
+        margins = self.contentsMargins()
+        return hint.grownBy(margins) + QSize(self.verticalScrollBar().sizeHint().width(), 0)
+
+    def minimumSizeHint(self):  # noqa: N802 (Qt API)
+        # a dock squeezed by its neighbours still shows the chooser, the status and the tools
+        content = self.widget()
+        floor = super().minimumSizeHint()
+        if content is None:
+            return floor
+        return QSize(floor.width(), max(floor.height(), min(content.sizeHint().height(), MIN_VISIBLE_HEIGHT)))
 
 
 class _CloseGuard(QObject):
@@ -91,8 +154,10 @@ class CurateWidget(QWidget):
         self._save_worker = None
         self._bound_keys: list = []
         self._spot_index: SpotIndex | None = None
-        self._stroke = None  # Shapes layer showing the lasso / rectangle / brush being drawn
+        self._stroke = None  # Shapes layer showing the lasso / rectangle / brush while it is drawn
         self._closing = False  # the viewer is closing and the user already answered for all layers
+        self._close_guard = _CloseGuard(self)
+        self._guarded_windows = weakref.WeakSet()  # main windows whose close the guard watches (weak: no leak)
         self._build_ui()
 
         layers = self.viewer.layers
@@ -100,28 +165,45 @@ class CurateWidget(QWidget):
         layers.events.inserted.connect(self._refresh_layers)
         layers.events.removed.connect(self._refresh_layers)
         layers.events.removing.connect(self._on_layer_removing)
+        layers.selection.events.active.connect(self._on_active_layer)
         self._refresh_layers()
-        try:
-            qt_window = self.viewer.window._qt_window
-        except AttributeError:
-            qt_window = None
-        if qt_window is not None:
-            self._close_guard = _CloseGuard(self)
-            qt_window.installEventFilter(self._close_guard)
+
+    def showEvent(self, event):  # noqa: N802 (Qt API)
+        """Once docked and shown, guard the main window's close (no private napari attribute)."""
+        super().showEvent(event)
+        window = self.window()
+        if isinstance(window, QMainWindow) and window not in self._guarded_windows:
+            window.installEventFilter(self._close_guard)
+            self._guarded_windows.add(window)
 
     # -- ui --------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
+        # The content scrolls instead of being squeezed when the dock is short or narrow.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = _ScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        content = QWidget()
+        self.scroll_area.setWidget(content)
+        outer.addWidget(self.scroll_area)
+        root = QVBoxLayout(content)
+
         self.layer_combo = QComboBox()
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_combo.setMinimumContentsLength(12)  # long slide names must not widen the dock
         self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
-        root.addWidget(QLabel("Spots or bin-labels layer"))
+        chooser_title = QLabel("Spots or bin-labels layer")
+        chooser_title.setToolTip("Follows the layer selected in the layer list")
+        root.addWidget(chooser_title)
         root.addWidget(self.layer_combo)
-        self.status = QLabel("no slide")
-        self.status.setWordWrap(True)
+        # long slide names are cut in the middle, so "saved" / "● unsaved changes" stays visible
+        self.status = _ElidedLabel("no slide", elide=Qt.TextElideMode.ElideMiddle)
         root.addWidget(self.status)
 
         tools = self.tools_box = QGroupBox("Select spots")
-        grid = QGridLayout(tools)
+        box = QVBoxLayout(tools)
+        grid = QGridLayout()
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
         for k, tool in enumerate(TOOLS):
@@ -131,34 +213,48 @@ class CurateWidget(QWidget):
             button.clicked.connect(lambda _=False, t=tool: self.set_tool(t))
             self.tool_group.addButton(button)
             self.tool_buttons[tool] = button
-            grid.addWidget(button, 0 if k < 3 else 1, k % 3)
+            grid.addWidget(button, k // 3, k % 3)
         self.tool_buttons["pan"].setChecked(True)
+        box.addLayout(grid)
+        radius_row = QHBoxLayout()
         self.brush_radius = QDoubleSpinBox()
         self.brush_radius.setRange(0.5, 100000.0)
         self.brush_radius.setDecimals(1)
         self.brush_radius.setSuffix(" px")
         self.brush_radius.setToolTip("Brush radius in image pixels")
-        grid.addWidget(QLabel("Brush radius"), 1, 2)
-        grid.addWidget(self.brush_radius, 2, 2)
+        radius_row.addWidget(QLabel("Brush radius"))
+        radius_row.addWidget(self.brush_radius, 1)
+        box.addLayout(radius_row)
+        label_row = QHBoxLayout()
         self.select_label_combo = QComboBox()
+        self.select_label_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.select_label_combo.setMinimumContentsLength(8)
         self.select_label_button = QPushButton("Select label")
+        self.select_label_button.setToolTip("Select every spot with the label chosen on the left")
         self.select_label_button.clicked.connect(self.select_label)
-        grid.addWidget(self.select_label_combo, 3, 0, 1, 2)
-        grid.addWidget(self.select_label_button, 3, 2)
+        label_row.addWidget(self.select_label_combo, 1)
+        label_row.addWidget(self.select_label_button)
+        box.addLayout(label_row)
+        selection_row = QHBoxLayout()
         self.invert_button = QPushButton("Invert")
         self.invert_button.clicked.connect(self.invert_selection)
         self.deselect_button = QPushButton("Select none")
-        self.deselect_button.clicked.connect(lambda: self.set_selection(np.empty(0, np.int64)))
+        self.deselect_button.setToolTip("Select no spot (Esc on the spots layer)")
+        self.deselect_button.clicked.connect(self.select_none)
         self.selection_count = QLabel("0 selected")
-        grid.addWidget(self.invert_button, 4, 0)
-        grid.addWidget(self.deselect_button, 4, 1)
-        grid.addWidget(self.selection_count, 4, 2)
+        selection_row.addWidget(self.invert_button)
+        selection_row.addWidget(self.deselect_button)
+        selection_row.addWidget(self.selection_count, 1)
+        box.addLayout(selection_row)
         root.addWidget(tools)
 
         assign = self.assign_box = QGroupBox("Label the selection")
-        row = QHBoxLayout(assign)
+        assign_layout = QVBoxLayout(assign)
+        row = QHBoxLayout()
         self.label_input = QComboBox()
         self.label_input.setEditable(True)
+        self.label_input.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.label_input.setMinimumContentsLength(5)
         self.label_input.setToolTip("Pick a label or type a new one (spaces, commas, * and quotes are fine)")
         self.label_input.lineEdit().returnPressed.connect(self.assign_typed_label)
         self.label_input.activated.connect(self._on_label_picked)
@@ -170,10 +266,10 @@ class CurateWidget(QWidget):
         row.addWidget(self.label_input, 1)
         row.addWidget(self.assign_button)
         row.addWidget(self.clear_button)
+        assign_layout.addLayout(row)
+        self.hotkey_help = _ElidedLabel()
+        assign_layout.addWidget(self.hotkey_help)
         root.addWidget(assign)
-        self.hotkey_help = QLabel("")
-        self.hotkey_help.setWordWrap(True)
-        root.addWidget(self.hotkey_help)
 
         history = QHBoxLayout()
         self.undo_button = QPushButton("Undo")
@@ -190,8 +286,10 @@ class CurateWidget(QWidget):
         self.save_as_button = QPushButton("Save as…")
         self.save_as_button.clicked.connect(self.save_as)
         self.import_button = QPushButton("Import Loupe CSV…")
+        self.import_button.setToolTip("Import a Loupe Browser category CSV (Barcode,<Category>) as labels")
         self.import_button.clicked.connect(self.import_loupe_dialog)
         self.export_button = QPushButton("Export Loupe CSV…")
+        self.export_button.setToolTip("Export the labels as a Loupe Browser category CSV")
         self.export_button.clicked.connect(self.export_loupe_dialog)
         files.addWidget(self.save_button, 0, 0)
         files.addWidget(self.save_as_button, 0, 1)
@@ -219,20 +317,40 @@ class CurateWidget(QWidget):
         for layer in layers:
             self.layer_combo.addItem(layer.name)
         self.layer_combo.blockSignals(False)
+        active = self.viewer.layers.selection.active
         if current in layers:
-            self.layer_combo.setCurrentIndex(layers.index(current))
+            self._show_in_chooser(current)
         elif layers:
-            self.layer_combo.setCurrentIndex(0)
-            self._bind(layers[0])
+            self._bind(active if active in layers else layers[0])
+            self._show_in_chooser(self.layer)
         else:
             self._bind(None)
 
+    def _show_in_chooser(self, layer) -> None:
+        layers = self._target_layers()
+        if layer in layers and self.layer_combo.currentIndex() != layers.index(layer):
+            self.layer_combo.blockSignals(True)
+            self.layer_combo.setCurrentIndex(layers.index(layer))
+            self.layer_combo.blockSignals(False)
+
     def _on_layer_chosen(self, index: int) -> None:
+        """A layer picked in the chooser is also selected in the layer list: the two never disagree."""
         layers = self._target_layers()
         if 0 <= index < len(layers) and layers[index] is not self.layer:
             self._bind(layers[index])
+            self.viewer.layers.selection.active = layers[index]
+
+    def _on_active_layer(self, event=None) -> None:
+        """The layer selected in the layer list is the one curated, when it is a spots or bin-labels
+        layer (other layers, such as the H&E image, leave the choice as it is)."""
+        active = self.viewer.layers.selection.active
+        if active is None or active is self.layer or active not in self._target_layers():
+            return
+        self._bind(active)
+        self._show_in_chooser(active)
 
     def _bind(self, layer) -> None:
+        self._remove_stroke_layer()
         if self.layer is not None:
             self._unbind_keys()
             if self.sync is not None:
@@ -261,6 +379,8 @@ class CurateWidget(QWidget):
             QTimer.singleShot(0, self.offer_recovery)
         self._show_tools_for_target()
         self._on_labels_changed(None)
+        if layer is not None and not self.is_bins and self.tool != "pan":
+            self.set_tool(self.tool)  # the chosen tool carries over to the newly curated spots layer
 
     @property
     def is_bins(self) -> bool:
@@ -294,11 +414,16 @@ class CurateWidget(QWidget):
         def hotkey(n):
             return lambda _layer: self.assign_hotkey(n)
 
+        def tool_key(tool):
+            return lambda _layer: self.set_tool(tool)
+
         bindings = {str(n): hotkey(n) for n in range(1, 10)}
         bindings.update({key: (lambda _layer: self.assign_to_selection(None)) for key in CLEAR_KEYS})
         if not self.is_bins:  # a bound bin layer already sends Ctrl+Z to the editor (bins.LabelRasterSync.bind)
             bindings["Control-Z"] = lambda _layer: self.undo()
             bindings["Control-Shift-Z"] = lambda _layer: self.redo()
+            bindings.update({key: tool_key(tool) for tool, key in TOOL_KEYS.items()})
+            bindings[PAN_KEY] = lambda _layer: self.pan_and_select_none()
         for key, func in bindings.items():
             layer.bind_key(key, func, overwrite=True)
         self._bound_keys = list(bindings)
@@ -329,6 +454,14 @@ class CurateWidget(QWidget):
             indices = current - indices
         self.layer.selected_data = indices
         self._update_selection_count()
+
+    def select_none(self) -> None:
+        self.set_selection(np.empty(0, np.int64))
+
+    def pan_and_select_none(self) -> None:
+        """Escape on the spots layer: leave the drawing tool and drop the selection."""
+        self.set_tool("pan")
+        self.select_none()
 
     def select_label(self) -> None:
         if self.editor is None or self.is_bins:
@@ -363,6 +496,8 @@ class CurateWidget(QWidget):
         if layer is None:
             return
         self.viewer.layers.selection.active = layer
+        if tool in ("pan", "click"):
+            self._remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
         if tool == "click":
             layer.mode = "select"
         else:
@@ -391,7 +526,7 @@ class CurateWidget(QWidget):
                 self._draw_stroke(tool, path)
             yield
         path.append(self._data_point(event))  # the release position
-        self._draw_stroke(tool, path)
+        self._clear_stroke()  # the outline is gone once the selection is made
         positions = np.asarray(layer.data)[:, -2:]
         if tool == "rectangle":
             picked = points_in_rectangle(positions, path[0], path[-1])
@@ -404,7 +539,11 @@ class CurateWidget(QWidget):
         self.set_selection(picked, mode)
 
     def _stroke_layer(self):
-        """A Shapes layer that shows the shape being drawn (made once, kept below the active spots layer)."""
+        """A Shapes layer that shows the shape while it is drawn.
+
+        It exists only while a drawing tool is chosen (removed on Pan/zoom, Click or another
+        layer) and is empty between drags, so it never hides or outlasts a selection.
+        """
         stroke = self._stroke
         if stroke is None or stroke not in self.viewer.layers:
             stroke = self.viewer.add_shapes(
@@ -418,6 +557,20 @@ class CurateWidget(QWidget):
             self._stroke = stroke
             self.viewer.layers.selection.active = self.layer  # drags go to the active layer
         return stroke
+
+    def _clear_stroke(self) -> None:
+        stroke = self._stroke
+        if stroke is not None and stroke in self.viewer.layers and len(stroke.data):
+            stroke.data = []
+
+    def _remove_stroke_layer(self) -> None:
+        stroke, self._stroke = self._stroke, None
+        if stroke is None or stroke not in self.viewer.layers:
+            return
+        was_active = self.viewer.layers.selection.active is stroke
+        self.viewer.layers.remove(stroke)
+        if was_active and self.layer is not None and self.layer in self.viewer.layers:
+            self.viewer.layers.selection.active = self.layer  # not whichever neighbour napari picks
 
     def _draw_stroke(self, tool: str, path: list) -> None:
         if self._stroke is None or self._stroke not in self.viewer.layers:
@@ -459,11 +612,32 @@ class CurateWidget(QWidget):
             return 0
 
     def assign_typed_label(self) -> int:
+        """Assign (or on bins, paint with) the typed label; a new one loses surrounding spaces.
+
+        A label that equals a known one except for case or inner spacing is still taken as
+        typed, with a warning, since a near-twin category is usually a typo.
+        """
         text = self.label_input.currentText()
-        if not text:
+        if not text.strip():
             self._notify("type or pick a label (use Clear to unlabel)")
             return 0
+        if self.editor is not None:
+            known = self._known_labels()
+            if text not in known:
+                text = text.strip()
+                self.label_input.setEditText(text)
+            twin = near_duplicate(text, known)
+            if twin is not None:
+                existing, how = twin
+                self._notify(f"‘{text}’ differs from existing ‘{existing}’ only by {how}")
         return self.assign_to_selection(text)
+
+    def _known_labels(self) -> list[str]:
+        """The labels a typed label is compared with: the editor's, plus bin codes already named."""
+        known = self.editor.categories() if self.editor is not None else []
+        if self.sync is not None:
+            known += [label for label in self.sync.categories if label not in known]
+        return known
 
     def assign_hotkey(self, number: int) -> int:
         if self.editor is None:
@@ -484,7 +658,7 @@ class CurateWidget(QWidget):
         if sync is None:
             return None
         try:
-            label = normalise_label(label)
+            label = normalise_label(label, self._known_labels())
         except ValueError as exc:
             self._notify(str(exc))
             return None
@@ -538,13 +712,26 @@ class CurateWidget(QWidget):
             self.select_label_combo.addItem(label, label)
         found = self.select_label_combo.findData(chosen)
         self.select_label_combo.setCurrentIndex(max(found, 0))
-        keys = ", ".join(f"{k}: {c}" for k, c in enumerate(categories[:9], start=1))
-        if self.is_bins:
-            self.hotkey_help.setText(f"Keys {keys} pick the brush's label; 0: eraser" if keys
-                                     else "Type a label and press Paint with, then paint bins")
-        else:
-            self.hotkey_help.setText(f"Keys {keys}; 0: clear" if keys else "Keys 1-9 assign labels once the slide has some")
+        self._show_key_hint(categories)
         self._update_state()
+
+    def _show_key_hint(self, categories: list[str]) -> None:
+        """One elided line "1 adipose tissue · 2 connective tissue · …"; every key in the tooltip."""
+        keyed = list(enumerate(categories[:9], start=1))
+        line = " · ".join(f"{k} {label}" for k, label in keyed)
+        if self.is_bins:
+            lines = [f"{k}: paint with {label}" for k, label in keyed] + ["0, Backspace, Delete: eraser"]
+            empty = "Type a label and press Paint with, then paint bins"
+        else:
+            lines = [f"{k}: {label}" for k, label in keyed] + [
+                "0, Backspace, Delete: clear the label",
+                *(f"{key}: {TOOL_TITLES[tool]}" for tool, key in TOOL_KEYS.items()),
+                "Esc: Pan/zoom and select none",
+                "Ctrl+Z / Ctrl+Shift+Z: undo / redo",
+            ]
+            empty = "Keys 1-9 assign labels once the slide has some"
+        tooltip = "Keys on the layer (the order stays fixed until the slide is reopened):\n" + "\n".join(lines)
+        self.hotkey_help.set_full_text(line or empty, tooltip)
 
     def _update_selection_count(self, event=None) -> None:
         if self.is_bins:
@@ -566,12 +753,15 @@ class CurateWidget(QWidget):
         self.undo_button.setToolTip(f"Undo {editor.undo_description} (Ctrl+Z)" if enabled and editor.can_undo else "Ctrl+Z")
         self.redo_button.setToolTip(f"Redo {editor.redo_description} (Ctrl+Shift+Z)" if enabled and editor.can_redo else "Ctrl+Shift+Z")
         if editor is None:
-            self.status.setText("Open a slide to curate its labels")
+            self.status.set_full_text("Open a slide to curate its labels")
             return
         target = editor.path.name if editor.path is not None else "(no file)"
         exists = editor.path is not None and editor.path.exists()
-        state = "● unsaved changes" if editor.dirty else "saved"
-        self.status.setText(f"{target}{'' if exists else ' (new file)'}: {state}")
+        if exists:
+            text = f"{target}: {'● unsaved changes' if editor.dirty else 'saved'}"
+        else:
+            text = f"{target} (new file, not saved yet){': ● unsaved changes' if editor.dirty else ''}"
+        self.status.set_full_text(text, f"{editor.path}\n{text}" if editor.path is not None else text)
         self.status.setStyleSheet("color: #e0a000;" if editor.dirty else "")
 
     # -- saving ----------------------------------------------------------------------------------
@@ -638,7 +828,9 @@ class CurateWidget(QWidget):
                 self._notify(str(exc))
                 return
             extra = f"; {len(result.unmatched)} barcode(s) not on this slide" if result.unmatched else ""
-            self._notify(f"imported {len(result.labels)} label(s) of '{result.category}'{extra}")
+            if result.empty:
+                extra += f"; {len(result.empty)} row(s) with an empty category skipped (labels kept)"
+            self._notify(f"imported {len(result.labels)} label(s) of '{result.category}' (one undo step){extra}")
 
     def export_loupe_dialog(self) -> None:
         from .loupe import export_loupe

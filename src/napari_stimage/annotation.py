@@ -14,7 +14,8 @@ UTF-8) and the writer emits unedited records verbatim:
 
 `with_labels` relabels every row of a spot (repeated ids included), appends rows for spots
 the file did not list, and leaves rows of other spots (also unknown spots) as they were.
-New files get the header `,label` (empty first cell, label column `DEFAULT_LABEL_COLUMN`).
+New files get the header `,label` (empty first cell, label column `DEFAULT_LABEL_COLUMN`);
+`LabelEditor` writes them with one row per spot, unlabelled spots with an empty label cell.
 Writes are atomic (temporary file in the same folder, fsync, `os.replace`) and keep the
 previous version next to the file as `{name}.bak`, and the first version ever replaced as
 `{name}.orig`. `write_annotation(..., expected=...)`
@@ -173,12 +174,16 @@ class AnnotationTable:
         return cls(header=["", label_column], path=Path(path) if path is not None else None)
 
     def with_labels(
-        self, labels: Mapping[str, str | None], append_order: Iterable[str] | None = None
+        self,
+        labels: Mapping[str, str | None],
+        append_order: Iterable[str] | None = None,
+        append_unlabelled: bool = False,
     ) -> AnnotationTable:
         """A copy with `labels` (spot id -> label, None = unlabelled) applied to every row of each spot.
 
-        Spots not yet in the file get a new row at the end when they have a label, in the order
-        of `append_order` (default: the mapping's order). Rows of spots not in `labels` are untouched.
+        Spots not yet in the file get a new row at the end when they have a label (or always, with
+        `append_unlabelled`: a new file listing every spot), in the order of `append_order`
+        (default: the mapping's order). Rows of spots not in `labels` are untouched.
         """
         rows, listed = [], set()
         for row in self.rows:
@@ -190,7 +195,7 @@ class AnnotationTable:
         appended = set()
         for spot in order:
             label = labels.get(spot)
-            if spot in listed or spot in appended or label is None:
+            if spot in listed or spot in appended or (label is None and not append_unlabelled):
                 continue
             appended.add(spot)
             rows.append(

@@ -29,7 +29,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,15 +51,42 @@ RECOVERY_VERSION = 1
 View = Callable[[np.ndarray | None], None]
 
 
-def normalise_label(label) -> str | None:
-    """None/NaN/"" clear; anything else must be text that reads back as that label."""
+def normalise_label(label, known_labels: Collection[str] | None = None) -> str | None:
+    """None/NaN/"" clear; anything else must be text that reads back as that label.
+
+    With `known_labels` (the labels the slide already has), a label that is not one of them is
+    new: its surrounding whitespace is stripped ("  Benign " -> "Benign"). Known labels, and every
+    label when `known_labels` is None, keep their exact text, so labels read from a file round-trip.
+    """
     if is_unlabelled(label):
         return None
     if not isinstance(label, str):
         label = str(label)
+    if known_labels is not None and label not in known_labels:
+        label = label.strip()
     if reads_as_missing(label):
         raise ValueError(f"the label {label!r} would be read back as 'unlabelled'; choose another name")
     return label
+
+
+def near_duplicate(label: str, known_labels: Iterable[str]) -> tuple[str, str] | None:
+    """A known label that `label` equals except for case or inner spacing: (that label, "case" |
+    "spacing" | "case and spacing"); None when `label` is itself known or nothing is that close."""
+    known_labels = list(known_labels)
+    if label in known_labels:
+        return None
+
+    def squeeze(text: str) -> str:
+        return " ".join(text.split())
+
+    for existing in known_labels:
+        if existing.casefold() == label.casefold():
+            return existing, "case"
+        if squeeze(existing) == squeeze(label):
+            return existing, "spacing"
+        if squeeze(existing).casefold() == squeeze(label).casefold():
+            return existing, "case and spacing"
+    return None
 
 
 @dataclass(eq=False)  # steps are compared by identity (the saved marker)
@@ -115,9 +142,15 @@ class LabelEditor:
         self.max_undo = max(int(max_undo), 1)
         self.autosave = autosave
 
+        # no file to keep the rows of: the first save writes one row per spot, as the dataset does
+        self.starts_new_file = not self.table.rows and self.table.fingerprint is None
         first = self.table.first_labels()
         self._original = np.array([first.get(s) for s in self.spot_ids], dtype=object)
         self._labels = self._original.copy()
+        # hotkeys 1-9 must not change meaning mid-session: labels of the file first (natural
+        # order), then each new label appended when first assigned
+        self._category_order: list[str] = label_categories(self._original)
+        self._known_labels: set[str] = set(self._category_order)
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
         self._saved_top: _Step | None = None  # the undo-stack top when last saved (None = as loaded)
@@ -167,8 +200,20 @@ class LabelEditor:
         return self._labels[index]
 
     def categories(self) -> list[str]:
-        """The labels in use, in the legend's order (hotkeys 1-9 follow it)."""
-        return label_categories(self._labels)
+        """The slide's labels in a session-stable order: the source of the legend's, the label
+        drop-down's and hotkeys 1-9's order.
+
+        First the labels present when the editor was made, in natural order
+        (`labels.label_categories`), then labels in the order they were first assigned in this
+        session. The order never shifts while the editor lives; a label that no spot holds
+        anymore (cleared, undone) stays listed until the slide is opened again.
+        """
+        return list(self._category_order)
+
+    def _remember_label(self, label: str | None) -> None:
+        if label is not None and label not in self._known_labels:
+            self._known_labels.add(label)
+            self._category_order.append(label)
 
     def indices_with_label(self, label: str | None) -> np.ndarray:
         label = normalise_label(label)
@@ -246,21 +291,51 @@ class LabelEditor:
     def assign(self, spot_indices, label: str | None, description: str | None = None) -> int:
         """Give the spots at `spot_indices` the label `label` (None clears). One undo step.
 
-        Returns how many spots changed (0: nothing happened, no undo step).
+        A new label loses its surrounding whitespace (`normalise_label`). Returns how many spots
+        changed (0: nothing happened, no undo step).
         """
-        label = normalise_label(label)
+        label = normalise_label(label, self._known_labels)
         idx = self._expand(spot_indices)
-        if idx.size == 0:
-            return 0
-        before = self._labels[idx]
-        changed = before != np.array([label] * len(idx), dtype=object) if label is not None else ~np.equal(before, None)
-        idx, before = idx[changed], before[changed]
         if idx.size == 0:
             return 0
         after = np.empty(len(idx), dtype=object)
         after[:] = [label] * len(idx)
-        text = description or (f"label {len(idx)} spot(s) {label!r}" if label is not None else f"clear {len(idx)} spot(s)")
-        step = _Step(idx, before, after, text)
+        def describe(n: int) -> str:
+            return description or (f"label {n} spot(s) {label!r}" if label is not None else f"clear {n} spot(s)")
+
+        return self._apply_step(idx, after, describe)
+
+    def assign_each(self, labels_by_spot: Mapping[int, str | None], description: str | None = None) -> int:
+        """Give each spot index its own label (None clears), all in one undo step.
+
+        For imports that bring many labels at once. A spot id repeating in the coord file gets
+        the label of its listed point. Returns how many spots changed.
+        """
+        normalised = {label: normalise_label(label, self._known_labels) for label in set(labels_by_spot.values())}
+        wanted = {int(i): normalised[label] for i, label in labels_by_spot.items()}
+        if not wanted:
+            return 0
+        self._expand(list(wanted))  # the same index checks as assign
+        if self._same_id is not None:  # few spots repeat: spread their label to their twins
+            for i in [i for i in wanted if i in self._same_id]:
+                for twin in self._same_id[i].tolist():
+                    wanted[twin] = wanted[i]
+        idx = np.fromiter(wanted, np.int64, len(wanted))
+        order = np.argsort(idx)
+        after = np.empty(len(idx), dtype=object)
+        after[:] = [wanted[i] for i in idx[order].tolist()]
+        return self._apply_step(idx[order], after, lambda n: description or f"label {n} spot(s)")
+
+    def _apply_step(self, idx: np.ndarray, after: np.ndarray, describe: Callable[[int], str]) -> int:
+        """Record and apply one undo step setting `self._labels[idx] = after`, skipping no-ops."""
+        before = self._labels[idx]
+        changed = np.asarray(before != after, dtype=bool)
+        idx, before, after = idx[changed], before[changed], after[changed]
+        if idx.size == 0:
+            return 0
+        for label in dict.fromkeys(after.tolist()):
+            self._remember_label(label)
+        step = _Step(idx, before, after, describe(len(idx)))
         self._labels[idx] = after
         self._undo.append(step)
         self._redo.clear()
@@ -304,10 +379,25 @@ class LabelEditor:
         return self._redo[-1].description if self._redo else None
 
     # -- saving --------------------------------------------------------------------------------
+    def _labels_to_write(self) -> tuple[dict[str, str | None], list[str]]:
+        """Spot id -> label to put in the file, and the order of rows appended for spots it lacks.
+
+        An existing file gets only the changed spots (unlabelled new spots add no row). A new
+        file lists every spot once, in coord-file order, with an empty label cell for the
+        unlabelled ones, like the dataset's files.
+        """
+        if self.starts_new_file:
+            labels: dict[str, str | None] = {}
+            for spot, label in zip(self.spot_ids.tolist(), self._labels.tolist()):
+                labels.setdefault(spot, label)
+            return labels, list(labels)
+        changes = self.changes()
+        return changes, [s for s in self.spot_ids.tolist() if s in changes]
+
     def render_table(self) -> AnnotationTable:
         """The annotation table to write: the loaded rows with the edits applied."""
-        changes = self.changes()
-        return self.table.with_labels(changes, append_order=[s for s in self.spot_ids if s in changes])
+        labels, order = self._labels_to_write()
+        return self.table.with_labels(labels, append_order=order, append_unlabelled=self.starts_new_file)
 
     def prepare_save(self, path: str | Path | None = None, force: bool = False) -> SaveJob:
         """Snapshot the edits on the GUI thread; `SaveJob.run()` may then run on a worker thread."""
@@ -316,11 +406,12 @@ class LabelEditor:
             raise ValueError("no annotation path to save to")
         same_file = self.path is not None and target.resolve() == self.path.resolve()
         top = self._undo[-1] if self._undo else None
-        changes = self.changes()
+        labels, order = self._labels_to_write()
         return SaveJob(
             table=self.table,
-            changes=changes,
-            append_order=[s for s in self.spot_ids.tolist() if s in changes],
+            changes=labels,
+            append_order=order,
+            append_unlabelled=self.starts_new_file,
             path=target,
             expected=self.fingerprint if same_file else None,
             check_changed=not force,
@@ -416,15 +507,18 @@ class SaveJob:
     """A snapshot of the labels to write; `run()` is safe to call off the GUI thread."""
 
     table: AnnotationTable  # as loaded; never mutated, so run() can read it from another thread
-    changes: dict[str, str | None]
+    changes: dict[str, str | None]  # spot id -> label for the spots whose rows are (re)written
     append_order: list[str]
     path: Path
     expected: Fingerprint | None
     check_changed: bool
     undo_top: _Step | None
+    append_unlabelled: bool = False  # a new file: unlabelled spots get a row too
 
     def run(self) -> Fingerprint:
-        table = self.table.with_labels(self.changes, append_order=self.append_order)
+        table = self.table.with_labels(
+            self.changes, append_order=self.append_order, append_unlabelled=self.append_unlabelled
+        )
         return write_annotation(table, self.path, expected=self.expected, check_changed=self.check_changed)
 
 

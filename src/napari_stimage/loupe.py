@@ -2,10 +2,11 @@
 
 Slide spot ids are `{slide}_{barcode}` for Visium; Loupe knows only the barcode. Export strips
 the `{slide}_` prefix, import adds it back (a barcode that already is a slide spot id is taken
-as is). Only labelled spots are exported: Loupe treats unlisted barcodes as unassigned.
+as is). Only labelled spots are exported: Loupe treats unlisted barcodes as unassigned, so an
+imported row with an empty category cell is skipped (counted), never a reason to clear a label.
 
     >>> export_loupe(editor, "clusters.csv", category="Pathology")
-    >>> result = import_loupe("clusters.csv", editor)   # one undo step per label
+    >>> result = import_loupe("clusters.csv", editor)   # one undo step for the whole import
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def export_loupe(editor, path: str | Path, category: str | None = None) -> int:
 @dataclass
 class LoupeCategories:
     category: str
-    labels: dict[str, str | None]  # slide spot id -> label
+    labels: dict[str, str]  # slide spot id -> label
     unmatched: list[str] = field(default_factory=list)  # barcodes not on the slide
+    empty: list[str] = field(default_factory=list)  # barcodes with an empty (or NA) category cell: skipped
 
 
 def read_loupe(path: str | Path, spot_ids: Sequence[str], slide_name: str) -> LoupeCategories:
@@ -77,6 +79,9 @@ def read_loupe(path: str | Path, spot_ids: Sequence[str], slide_name: str) -> Lo
         if len(row) < 2:
             raise SlideError(path, f"line {line_no} has no category: {row!r}")
         barcode, label = row[0], parse_label(row[1])
+        if label is None:
+            out.empty.append(barcode)
+            continue
         spot = f"{slide_name}_{barcode}" if f"{slide_name}_{barcode}" in known else barcode
         if spot not in known:
             out.unmatched.append(barcode)
@@ -86,14 +91,11 @@ def read_loupe(path: str | Path, spot_ids: Sequence[str], slide_name: str) -> Lo
 
 
 def import_loupe(path: str | Path, editor) -> LoupeCategories:
-    """Apply a Loupe category CSV to `editor` (undoable, one step per label)."""
+    """Apply a Loupe category CSV to `editor` as one undo step; empty category cells are skipped."""
     result = read_loupe(path, editor.spot_ids.tolist(), editor.slide_name)
     index: dict[str, int] = {}
     for i, spot in enumerate(editor.spot_ids.tolist()):
         index.setdefault(spot, i)  # the editor spreads a label over repeated ids itself
-    by_label: dict[str | None, list[int]] = {}
-    for spot, label in result.labels.items():
-        by_label.setdefault(label, []).append(index[spot])
-    for label, indices in by_label.items():
-        editor.assign(indices, label, description=f"import {len(indices)} Loupe label(s)")
+    labels_by_index = {index[spot]: label for spot, label in result.labels.items()}
+    editor.assign_each(labels_by_index, description=f"import {len(labels_by_index)} Loupe label(s)")
     return result
