@@ -35,3 +35,14 @@ def real_data():
     if not SHARED_REAL.is_dir():
         pytest.skip("../shared/data/real is not available")
     return SHARED_REAL
+
+
+@pytest.fixture
+def hd_paths(tmp_path, monkeypatch):
+    """A VisiumHD-like slide on disk: ~3,700 bins on a square lattice, dense for the test."""
+    from napari_stimage import bins
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
+    return write_synthetic_slide(tmp_path / "STimage-1K4M", name="Mouse_Brain_Synthetic_VisiumHD", tech="VisiumHD", pitch=16.0,
+                                 n_genes=20, layout="square")

@@ -176,17 +176,8 @@ def test_napari_labels_layer_painting_reaches_the_editor(tmp_path, monkeypatch):
 
 # -- bins in a viewer: bound on insertion, painted, undone, saved -----------------------------
 
-HD_NAME = "Mouse_Brain_Synthetic_VisiumHD"
 
 
-@pytest.fixture
-def hd_paths(tmp_path, monkeypatch):
-    """A VisiumHD-like slide on disk: ~3,700 bins on a square lattice, dense for the test."""
-    from napari_stimage.synthetic import write_synthetic_slide
-
-    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
-    return write_synthetic_slide(tmp_path / "STimage-1K4M", name=HD_NAME, tech="VisiumHD", pitch=16.0,
-                                 n_genes=20, layout="square")
 
 
 def _saved_changes(paths, slide):
@@ -207,7 +198,7 @@ def test_bin_labels_added_to_a_viewer_are_bound_painted_undone_and_saved(make_na
     slide = load_slide(hd_paths.coord)
     viewer = make_napari_viewer()
     add_slide_to_viewer(viewer, slide)
-    layer = viewer.layers[f"{HD_NAME} bin labels"]
+    layer = viewer.layers[f"{hd_paths.name} bin labels"]
     sync = bins.bin_labels_sync(layer)
     assert sync is not None and editor_for_layer(layer) is sync.editor  # bound as soon as it was added
     editor, grid = sync.editor, sync.grid
@@ -298,7 +289,7 @@ def test_a_refused_label_leaves_the_raster_as_the_editor_holds_it():
 def test_reader_makes_bins_editable_from_the_first_stroke(make_napari_viewer, hd_paths):
     viewer = make_napari_viewer()
     viewer.open(str(hd_paths.coord), plugin="napari-stimage")  # File > Open: no widget docked
-    layer = viewer.layers[f"{HD_NAME} bin labels"]
+    layer = viewer.layers[f"{hd_paths.name} bin labels"]
     sync = bins.bin_labels_sync(layer)
     assert sync is not None
     grid = layer.metadata[bins.GRID_KEY]
@@ -313,7 +304,7 @@ def test_bins_painted_before_binding_are_adopted_not_lost(make_napari_viewer, hd
     viewer = make_napari_viewer()
     for data, meta, kind in slide_layer_data(load_slide(hd_paths.coord)):  # added by hand, unwatched
         getattr(viewer, f"add_{kind}")(data, **meta)
-    layer = viewer.layers[f"{HD_NAME} bin labels"]
+    layer = viewer.layers[f"{hd_paths.name} bin labels"]
     assert bins.bin_labels_sync(layer) is None  # nothing watched this viewer yet
     grid = layer.metadata[bins.GRID_KEY]
     slide = layer.metadata["stimage_slide"]

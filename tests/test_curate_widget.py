@@ -394,18 +394,8 @@ def test_close_guard_uses_no_private_window_attribute(make_napari_viewer_proxy, 
 
 # -- bin-labels layers (VisiumHD rasters) -----------------------------------------------------
 
-HD_NAME = "Mouse_Brain_Synthetic_VisiumHD"
 
 
-@pytest.fixture
-def hd_paths(tmp_path, monkeypatch):
-    """A VisiumHD-like slide on disk: ~3,700 bins on a square lattice, dense for the test."""
-    from napari_stimage import bins
-    from napari_stimage.synthetic import write_synthetic_slide
-
-    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
-    return write_synthetic_slide(tmp_path / "STimage-1K4M", name=HD_NAME, tech="VisiumHD", pitch=16.0,
-                                 n_genes=20, layout="square")
 
 
 @pytest.fixture
@@ -418,7 +408,7 @@ def hd_curate(make_napari_viewer, hd_paths, qtbot):
     qtbot.addWidget(widget)
     viewer.open(str(hd_paths.coord), plugin="napari-stimage")
     viewer.reset_view()
-    return viewer, widget, viewer.layers[f"{HD_NAME} bin labels"]
+    return viewer, widget, viewer.layers[f"{hd_paths.name} bin labels"]
 
 
 def _saved_changes(paths, slide, annotation_path=None):
@@ -534,7 +524,7 @@ def test_bins_close_guard_and_recovery(hd_curate, hd_paths, qtbot):
 
     widget.ask = lambda title, text, choices: widget.questions.append(title) or "Recover"
     viewer.open(str(hd_paths.coord), plugin="napari-stimage")
-    again = viewer.layers[f"{HD_NAME} bin labels"]
+    again = viewer.layers[f"{hd_paths.name} bin labels"]
     qtbot.waitUntil(lambda: "Recover unsaved labels?" in widget.questions, timeout=5000)
     sync = bins.bin_labels_sync(again)
     assert widget.layer is again and widget.sync is sync
