@@ -347,3 +347,225 @@ def test_value_cache_follows_deleted_points(viewer_and_widget, slide):
     expected = np.log1p(slide.gene_values("ERBB2"))[1:]
     assert len(layer.face_color) == len(expected)
     assert np.allclose(layer.features[VALUE_COLUMN], expected, equal_nan=True)
+
+
+def _canvas_pixel(viewer, shot, y, x):
+    """Screenshot pixel under world point (y, x) in a 2D view (as tests/test_reader.py)."""
+    cy, cx = viewer.camera.center[-2:]
+    zoom = viewer.camera.zoom
+    h, w = shot.shape[:2]
+    return shot[int(round((y - cy) * zoom + h / 2)), int(round((x - cx) * zoom + w / 2)), :3].astype(int)
+
+
+def test_hidden_label_is_not_drawn_on_the_canvas_nor_in_the_png(make_napari_viewer, qtbot, slide):
+    from napari_stimage.render import render_scale, render_slide
+
+    viewer = make_napari_viewer(show=True)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.tabs.setCurrentIndex(1)
+    widget.opacity_slider.setValue(1.0)
+    viewer.reset_view()
+    shown = col.display_labels(slide.labels)
+    hidden, kept = "invasive cancer", "connective tissue"
+    i, j = int(np.flatnonzero(shown == hidden)[0]), int(np.flatnonzero(shown == kept)[0])
+    r = float(slide.spots["r"].iloc[0])
+
+    layer.visible = False
+    bare = viewer.screenshot(canvas_only=True, flash=False)  # the H&E alone
+    layer.visible = True
+    before = viewer.screenshot(canvas_only=True, flash=False)
+    y, x = slide.positions[i]
+    assert np.abs(_canvas_pixel(viewer, before, y, x) - _canvas_pixel(viewer, bare, y, x)).max() > 40  # drawn
+
+    widget.legend_rows[hidden][1].click()  # the legend checkbox hides the label
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    for spot in np.flatnonzero(shown == hidden)[:5]:
+        y, x = slide.positions[spot]
+        for dx in (0.0, 0.97 * r):  # neither the disc nor its rim
+            assert np.abs(_canvas_pixel(viewer, shot, y, x + dx) - _canvas_pixel(viewer, bare, y, x + dx)).max() <= 8
+    y, x = slide.positions[j]
+    kept_rgb = np.array([int(widget.legend_rows[kept][0].styleSheet().split("#")[1][k:k + 2], 16) for k in (0, 2, 4)])
+    assert np.abs(_canvas_pixel(viewer, shot, y, x) - kept_rgb).max() <= 12  # other labels still drawn
+    assert layer.face_color[i, 3] == 0 and layer.border_color[i, 3] == 0 and not layer.shown[i]
+
+    # the PNG agrees: the hidden spot shows the image, the kept one its colour
+    width = 500
+    png = render_slide(slide, label=True, palette=widget.palette, opacity=1.0, hidden_labels=[hidden], width=width)
+    plain = render_slide(slide, label=True, palette=widget.palette, opacity=0.0, width=width)
+    s = render_scale(slide, width)
+
+    def png_pixel(image, spot):
+        yy, xx = slide.positions[spot]
+        return image[int((yy + 0.5) * s), int((xx + 0.5) * s)].astype(int)
+
+    assert np.array_equal(png_pixel(png, i), png_pixel(plain, i))
+    assert np.abs(png_pixel(png, j) - kept_rgb).max() <= 2
+
+    widget.legend_rows[hidden][1].click()  # shown again, rim included
+    assert layer.face_color[i, 3] == 1 and layer.border_color[i, 3] == 1 and layer.shown.all()
+    widget.legend_rows[kept][2].click()  # solo: every other label transparent
+    assert np.array_equal(layer.face_color[:, 3] > 0, shown == kept)
+    widget.apply_genes(["ERBB2"])  # gene mode shows every spot's rim again
+    assert (layer.border_color[:, 3] == 1).all()
+
+
+def test_curating_in_gene_mode_switches_to_labels_and_updates_the_legend(viewer_and_widget, slide):
+    _, widget, layer = viewer_and_widget
+    features_events = []
+    layer.events.features.connect(lambda event: features_events.append(1))
+    widget.apply_genes(["ERBB2"])
+    widget.apply_genes(["PTPRC"])
+    assert features_events == []  # switching genes never makes listeners redo their work
+    assert widget.state().mode == "gene"
+
+    features = layer.features
+    unlabelled = int(np.flatnonzero(col.display_labels(features["label"]) == UNLABELLED)[0])
+    features.loc[unlabelled, "label"] = "TLS"  # what the curation widget does, then it emits features
+    layer.events.features()
+    assert widget.state().mode == "label" and widget.tabs.currentIndex() == 1
+    assert "TLS" in widget.legend_rows
+    tls = {e.label: e.color for e in widget.legend_entries()}["TLS"]
+    assert col.rgba_to_hex(layer.face_color[unlabelled]) == tls
+    assert not layer.face_colorbar.visible
+
+    # a features event that does not change labels (e.g. a gene column added) keeps gene mode
+    widget.apply_genes(["ERBB2"])
+    from napari_stimage.layers import add_gene_features
+
+    add_gene_features(layer, "MALAT1-1")
+    assert widget.state().mode == "gene"
+    assert "MALAT1-1" in layer.features.columns
+
+
+def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, slide):
+    from napari_stimage.editing import editor_for_layer
+    from napari_stimage.labels import label_categories
+
+    _, widget, layer = viewer_and_widget
+    natural = label_categories(slide.labels)
+    assert [e.label for e in widget.legend_entries()] == natural + [UNLABELLED]
+    assert not widget.legend_rows[natural[0]][1].text().startswith("[")  # no editor, no hotkeys yet
+
+    editor = editor_for_layer(layer)  # what the curation widget does on opening
+    unlabelled = np.flatnonzero(col.display_labels(layer.features["label"]) == UNLABELLED)
+    editor.assign(unlabelled[:3], "aaa new")  # sorts first by name, but hotkeys append it
+    order = editor.categories()
+    assert order[-1] == "aaa new"
+    entries = widget.legend_entries()
+    assert [e.label for e in entries] == order + [UNLABELLED]
+    assert entries[-2].count == 3
+    texts = [widget.legend_rows[label][1].text() for label in order]
+    assert texts[0].startswith("[1] " + order[0]) and texts[len(order) - 1].startswith(f"[{len(order)}] aaa new")
+    assert not widget.legend_rows[UNLABELLED][1].text().startswith("[")
+    # the spots wear the legend's colours
+    legend = {e.label: e.color for e in entries}
+    assert col.rgba_to_hex(layer.face_color[unlabelled[0]]) == legend["aaa new"]
+
+
+def test_legend_order_from_a_stub_editor(viewer_and_widget, slide):
+    from napari_stimage.editing import EDITOR_KEY
+
+    _, widget, layer = viewer_and_widget
+
+    class StubEditor:
+        def categories(self):
+            return ["tumor-free", "invasive cancer", "adipose tissue"]  # the first: no spot holds it
+
+    layer.metadata[EDITOR_KEY] = StubEditor()
+    widget.color_by_label()
+    labels = [e.label for e in widget.legend_entries()]
+    assert labels[:3] == ["tumor-free", "invasive cancer", "adipose tissue"]
+    assert labels[-1] == UNLABELLED and widget.legend_entries()[0].count == 0
+    assert widget.legend_rows["adipose tissue"][1].text().startswith("[3] adipose tissue")
+
+
+def test_arrow_keys_choose_the_candidate_even_when_the_text_is_a_gene(viewer_and_widget, qtbot):
+    _, widget, _ = viewer_and_widget
+    widget.gene_edit.clear()
+    qtbot.keyClicks(widget.gene_edit, "malat1")
+    assert widget.candidates.item(0).text() == "MALAT1" and widget.candidates.item(1).text() == "MALAT1-1"
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Down)
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Return)
+    assert widget.state().gene.genes == ("MALAT1-1",)
+
+    _type_gene(qtbot, widget, "malat1")  # no arrow key: the exact gene
+    assert widget.state().gene.genes == ("MALAT1",)
+
+    widget.gene_edit.clear()
+    qtbot.keyClicks(widget.gene_edit, "ERBB2, malat1")  # a gene set: the last name takes the highlight
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Down)
+    qtbot.keyClick(widget.gene_edit, Qt.Key.Key_Return)
+    assert widget.state().gene.genes == ("ERBB2", "MALAT1-1")
+
+
+def test_unknown_gene_says_so_and_leaves_no_stale_text(viewer_and_widget, qtbot):
+    viewer, widget, layer = viewer_and_widget
+    _type_gene(qtbot, widget, "ERBB2")
+    colors = layer.face_color.copy()
+    _type_gene(qtbot, widget, "zzz")
+    assert "no gene 'zzz' on this slide" in widget.candidate_info.text()
+    assert widget.gene_edit.text() == "ERBB2"  # the box names what the canvas shows
+    assert viewer.text_overlay.text.startswith("ERBB2") and np.array_equal(layer.face_color, colors)
+    _type_gene(qtbot, widget, "ERBB2, MALAT")  # resolves; and a misspelling gets suggestions
+    _type_gene(qtbot, widget, "ERBX2")
+    assert "did you mean ERBB2" in widget.candidate_info.text()
+    assert widget.gene_edit.text() == "ERBB2, MALAT1"
+    qtbot.keyClicks(widget.gene_edit, "x")  # typing again clears the warning colour
+    assert widget.candidate_info.styleSheet() == ""
+
+
+def test_gene_tab_without_a_gene_applies_the_top_variable_gene(viewer_and_widget, slide):
+    _, widget, layer = viewer_and_widget
+    assert widget.state().mode == "label" and widget.state().gene is None
+    assert not widget.range_slider.isEnabled() and not widget.autoscale_button.isEnabled()
+    widget.tabs.setCurrentIndex(0)
+    gene = slide.default_genes[0]
+    assert widget.state().mode == "gene" and widget.state().gene.genes == (gene,)
+    assert widget.gene_edit.text() == gene
+    assert widget.range_slider.isEnabled() and widget.autoscale_button.isEnabled()
+    values = np.log1p(slide.gene_values(gene))
+    assert tuple(widget.range_slider.value()) == pytest.approx(col.autoscale_limits(values), abs=0.01)
+    expected = col.gene_colors(values, col.GeneColoring((gene,)).with_limits(values))
+    assert np.allclose(layer.face_color, expected, atol=1e-6)
+
+
+def test_colorbar_title_names_the_slide_when_several_are_open(make_napari_viewer, qtbot, tmp_path):
+    from napari_stimage import load_slide
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    viewer = make_napari_viewer()
+    a = load_slide(write_synthetic_slide(tmp_path / "a", name="Slide_A_Visium").coord)
+    layer_a = add_slide_to_viewer(viewer, a)[-1]
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.apply_genes(["ERBB2"])
+    assert viewer.text_overlay.text == "ERBB2 · log1p"  # one slide: no need to say which
+    b = load_slide(write_synthetic_slide(tmp_path / "b", name="Slide_B_Visium", seed=1).coord)
+    layer_b = add_slide_to_viewer(viewer, b)[-1]
+    viewer.layers.selection.active = layer_b
+    widget.apply_genes(["PTPRC"])
+    assert viewer.text_overlay.text == "Slide_B_Visium · PTPRC · log1p"
+    viewer.layers.selection.active = layer_a
+    assert viewer.text_overlay.text == "Slide_A_Visium · ERBB2 · log1p"
+    viewer.layers.remove(layer_b)
+    assert viewer.text_overlay.text == "ERBB2 · log1p"
+
+
+def test_hover_status_lists_id_label_and_value_first(viewer_and_widget, slide):
+    _, widget, layer = viewer_and_widget
+    # a label column re-added at the end (as an editor does when it is missing) must not push
+    # the value behind fifty gene columns
+    features = layer.features
+    label = features.pop("label")
+    features["label"] = label
+    widget.apply_genes(["ERBB2"])
+    columns = list(layer.features.columns)
+    assert columns.index(VALUE_COLUMN) == columns.index("label") + 1
+    assert columns.index("spot_id") < columns.index("label")
+    assert all(g in columns for g in slide.default_genes)  # gene columns stay
+    hot = int(np.nanargmax(slide.gene_values("ERBB2")))
+    status = layer.get_status(tuple(slide.positions[hot]), world=True)["coordinates"]
+    at = [status.index(f"{name}: ") for name in ("spot_id", "label", VALUE_COLUMN)]
+    assert at == sorted(at) and at[2] < status.index(f"{slide.default_genes[0]}: ")

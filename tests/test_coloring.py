@@ -162,3 +162,135 @@ def test_cached_gene_values_give_the_same_colours_as_gene_colors(non_expressing)
     values[1] = 99.0  # nor tied to the caller's array
     assert cached.values[1] != 99.0
     assert col.GeneValues.of(np.full(3, np.nan)).top == 1.0
+
+
+def _hsv(color):
+    import colorsys
+
+    r, g, b = (int(color[k:k + 2], 16) / 255 for k in (1, 3, 5))
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    return h * 360, s, v
+
+
+def _stands_out_on_he(color):
+    """Not pink/purple like eosin and haematoxylin, not brown or dark; greys only as neutrals."""
+    h, s, v = _hsv(color)
+    if s < 0.05:
+        return True  # a neutral grey or white
+    return not (250 <= h <= 350) and s >= 0.45 and v >= 0.7
+
+
+KNOWN_VOCABULARIES = {
+    "brain": ["L1", "L2", "L3", "L4", "L5", "L6", "WM"],
+    "tls": ["TLS", "NO_TLS", "T_agg"],
+    "breast": ["invasive cancer", "cancer in situ", "immune infiltrate", "breast glands", "connective tissue",
+               "adipose tissue"],
+    "prostate": ["GG1", "GG2", "GG4", "GG4 Cribriform", "PIN", "Benign", "Benign*", "Transition_State",
+                 "Chronic inflammation"],
+}
+
+
+def test_label_colours_stand_out_on_he():
+    for color in col.LABEL_PALETTE:
+        assert _stands_out_on_he(color), color
+        assert _hsv(color)[1] > 0.3  # the hashed palette has no greys: grey means unlabelled
+    for label, color in col.BUILTIN_LABEL_COLORS.items():
+        assert _stands_out_on_he(color), (label, color)
+    for old in ("#604e97", "#882d17", "#e68fac", "#2b3d26", "#654522", "#875692"):
+        assert not _stands_out_on_he(old)  # the colours the review complained about fail the check
+
+
+def test_known_vocabularies_have_distinct_builtin_colours(tmp_path):
+    palette = col.LabelPalette(tmp_path / "none.json")
+    for name, labels in KNOWN_VOCABULARIES.items():
+        colors = palette.colors(labels)
+        assert colors == {label: col.BUILTIN_LABEL_COLORS[label] for label in labels}, name
+        assert len(set(colors.values())) == len(labels), name
+    # neutral greys for the "not a tissue class" labels, distinct from unlabelled
+    greys = palette.colors(["undetermined", "Exclude", UNLABELLED])
+    assert all(_hsv(c)[1] < 0.05 for c in greys.values()) and len(set(greys.values())) == 3
+    # cortical layers run in order: hue moves one way from L1 to L6
+    hues = [_hsv(col.BUILTIN_LABEL_COLORS[f"L{k}"])[0] for k in range(1, 7)]
+    assert hues == sorted(hues)
+    # the yellows of the prostate set are gone: one yellow-ish colour at most
+    prostate = [_hsv(c)[0] for c in palette.colors(KNOWN_VOCABULARIES["prostate"]).values() if _hsv(c)[1] > 0.05]
+    assert sum(40 <= h <= 65 for h in prostate) <= 1
+
+
+def test_a_label_has_the_same_colour_whatever_else_is_on_the_slide(tmp_path):
+    palette = col.LabelPalette(tmp_path / "none.json")
+    everything = [label for labels in KNOWN_VOCABULARIES.values() for label in labels]
+    together = palette.colors(everything + ["stroma", "necrosis", "tumour bed"])
+    for label in everything:
+        assert palette.colors([label])[label] == together[label] == col.BUILTIN_LABEL_COLORS[label]
+    # a label outside the vocabularies keeps its hashed colour unless another label of the same
+    # slide already holds that colour; then it takes the next free one (the documented exception)
+    free = [f"region {k}" for k in range(40)]
+    for label in free:
+        alone = palette.colors([label])[label]
+        assert alone == col.LABEL_PALETTE[col.hashed_palette_index(label)] == palette.default_color(label)
+    a = next(lab for lab in free if palette.default_color(lab) == "#ffd600")
+    clash = palette.colors(["TLS", a])  # TLS is built-in yellow: the other label moves, TLS never
+    assert clash["TLS"] == "#ffd600" and clash[a] != "#ffd600"
+    b, c = [lab for lab in free if palette.default_color(lab) == palette.default_color(free[0])][:2]
+    first, second = sorted([b, c], key=lambda s: label_categories([s])[0])
+    pair = palette.colors([second, first])
+    assert pair[first] == palette.default_color(first) and pair[second] != pair[first]
+
+
+def test_colour_preferences_live_in_the_config_folder(monkeypatch, tmp_path):
+    import json
+
+    from napari_stimage.cache import cache_dir, config_dir
+
+    col.LabelPalette().set_color("TLS", "#123456")
+    col.remember_recent_gene("ERBB2")
+    assert json.loads((config_dir() / col.LABEL_COLORS_FILE).read_text()) == {"TLS": "#123456"}
+    assert json.loads((config_dir() / col.RECENT_GENES_FILE).read_text()) == ["ERBB2"]
+    assert not (cache_dir() / col.LABEL_COLORS_FILE).exists()
+    assert not (cache_dir() / col.RECENT_GENES_FILE).exists()
+    # emptying the cache folder loses nothing
+    import shutil
+
+    shutil.rmtree(cache_dir())
+    assert col.LabelPalette().colors(["TLS"])["TLS"] == "#123456"
+    assert col.load_recent_genes() == ["ERBB2"]
+    assert col.LabelPalette(user_colors=False).colors(["TLS"])["TLS"] == col.BUILTIN_LABEL_COLORS["TLS"]
+
+
+def test_preferences_an_older_version_left_in_the_cache_folder_are_read(tmp_path):
+    import json
+
+    from napari_stimage.cache import cache_dir, config_dir
+
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    (cache_dir() / col.LABEL_COLORS_FILE).write_text(json.dumps({"TLS": "#abcdef"}))
+    (cache_dir() / col.RECENT_GENES_FILE).write_text(json.dumps(["PTPRC"]))
+    palette = col.LabelPalette()
+    assert palette.colors(["TLS"])["TLS"] == "#abcdef"
+    assert col.remember_recent_gene("ERBB2") == ["ERBB2", "PTPRC"]
+    palette.set_color("WM", "#000001")
+    assert json.loads((config_dir() / col.LABEL_COLORS_FILE).read_text()) == {"TLS": "#abcdef", "WM": "#000001"}
+    assert json.loads((config_dir() / col.RECENT_GENES_FILE).read_text()) == ["ERBB2", "PTPRC"]
+
+
+def test_legend_entries_in_a_given_order(tmp_path):
+    palette = col.LabelPalette(tmp_path / "p.json")
+    values = ["b", "a", None, "c", "a"]
+    natural = col.legend_entries(values, palette)
+    assert [e.label for e in natural] == ["a", "b", "c", UNLABELLED]
+    ordered = col.legend_entries(values, palette, order=["c", "gone", "a"])
+    assert [e.label for e in ordered] == ["c", "gone", "a", "b", UNLABELLED]
+    assert [e.count for e in ordered] == [1, 0, 2, 1, 1]
+    rgba = col.label_colors(values, palette, hidden_labels=["a"], order=["c", "gone", "a"])
+    colors = {e.label: e.color for e in ordered}
+    assert col.rgba_to_hex(rgba[0]) == colors["b"] and rgba[0, 3] == 1
+    assert rgba[1, 3] == 0 and rgba[4, 3] == 0  # hidden: transparent
+    assert np.array_equal(col.hide_spots(np.ones((2, 4)), np.array([True, False]))[:, 3], [1, 0])
+
+
+def test_gene_suggestions_for_a_misspelt_name():
+    search = col.GeneSearch(["ERBB2", "MALAT1", "PTPRC"])
+    assert search.suggestions("ERBX2") == ["ERBB2"]
+    assert search.suggestions("mala") == ["MALAT1"]
+    assert search.suggestions("zzz") == []

@@ -92,3 +92,34 @@ def test_cli_render_writes_png(slide_paths, tmp_path):
                  "--width", "200"]) == 0
     assert Image.open(tmp_path / "l.png").size == (200, 200)
     assert main(["render", str(slide_paths.coord), "--out", str(tmp_path / "x.png"), "--gene", "NOSUCHGENE"]) == 2
+
+
+def test_cli_default_colors_ignores_the_users_label_colours(slide_paths, slide, tmp_path, capsys):
+    from PIL import Image
+
+    from napari_stimage.cli import main
+
+    col.LabelPalette().set_color("invasive cancer", "#000000")  # picked in the widget
+    args = ["render", str(slide_paths.coord), "--label", "--no-panel", "--opacity", "1", "--width", "300"]
+    assert main(args + ["--out", str(tmp_path / "user.png")]) == 0
+    assert main(args + ["--out", str(tmp_path / "default.png"), "--default-colors"]) == 0
+    i = int(np.flatnonzero(col.display_labels(slide.labels) == "invasive cancer")[0])
+    user = _pixel(np.asarray(Image.open(tmp_path / "user.png").convert("RGB")), slide, i, 300)
+    default = _pixel(np.asarray(Image.open(tmp_path / "default.png").convert("RGB")), slide, i, 300)
+    assert np.abs(user - 0).max() <= 2
+    expected = col.BUILTIN_LABEL_COLORS["invasive cancer"]
+    assert np.abs(default - [int(expected[k:k + 2], 16) for k in (1, 3, 5)]).max() <= 2
+
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--default-colors" in help_text and "Without it, your label colour overrides apply" in help_text
+
+
+def test_cli_suggests_close_gene_names(slide_paths, tmp_path, capsys):
+    from napari_stimage.cli import main
+
+    assert main(["render", str(slide_paths.coord), "--out", str(tmp_path / "x.png"), "--gene", "ERBX2"]) == 2
+    assert "did you mean ERBB2" in capsys.readouterr().err

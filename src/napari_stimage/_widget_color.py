@@ -50,6 +50,8 @@ class LayerColorState:
     gene: col.GeneColoring | None = None
     label_column: str = "label"
     hidden_labels: set[str] = field(default_factory=set)
+    # per-point border alpha from before a label was hidden, to give the rims back (None: none hidden)
+    border_alpha: np.ndarray | None = None
 
 
 def set_face_colors(layer, rgba: np.ndarray) -> None:
@@ -82,6 +84,9 @@ class ColorWidget(QWidget):
         # (genes, transform) -> GeneValues for the followed layer's points; cleared when they change
         self._value_cache: OrderedDict[tuple[tuple[str, ...], str], col.GeneValues] = OrderedDict()
         self._syncing = False  # True while the UI is being filled from state (no re-colouring)
+        self._filling_candidates = False  # True while the candidate list is refilled after typing
+        self._navigated = False  # the user moved through the candidates since the last keystroke
+        self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
         self.legend_rows: dict[str, tuple[QPushButton, QCheckBox, QToolButton]] = {}
         self._build_ui()
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
@@ -141,6 +146,8 @@ class ColorWidget(QWidget):
         self.autoscale_button.clicked.connect(lambda: self._settings_changed(autoscale=True))
         form.addRow("Range", self.range_slider)
         form.addRow(self.autoscale_button)
+        self.range_slider.setEnabled(False)  # enabled once a gene is applied
+        self.autoscale_button.setEnabled(False)
         self.non_expressing_combo = QComboBox()
         self.non_expressing_combo.addItems(col.NON_EXPRESSING_MODES)
         self.non_expressing_combo.currentIndexChanged.connect(lambda _: self._settings_changed())
@@ -188,6 +195,7 @@ class ColorWidget(QWidget):
             if step and self.candidates.count():
                 row = min(max(self.candidates.currentRow() + step, 0), self.candidates.count() - 1)
                 self.candidates.setCurrentRow(row)
+                self._navigated = True  # even when the row did not move: the user chose the highlighted one
                 return True
         return super().eventFilter(obj, event)
 
@@ -207,6 +215,7 @@ class ColorWidget(QWidget):
             spots = [layer for layer in self.viewer.layers if self._is_spots(layer)]
             if spots:
                 self._set_layer(spots[-1])
+        self._show_colorbar()  # the title names the slide once several are open
 
     def _on_active_layer(self, event=None):
         active = self.viewer.layers.selection.active
@@ -225,9 +234,12 @@ class ColorWidget(QWidget):
         self.layer = layer
         self._values = None
         self._value_cache.clear()
+        self._label_snapshot = None
         if layer is None:
             self.slide_label.setText("Select a slide's spots layer")
+            self._update_gene_controls()
             return
+        self._label_snapshot = self._edited_labels()
         layer.events.features.connect(self._on_features_changed)
         layer.events.data.connect(self._on_points_changed)
         self.slide_label.setText(f"Slide: {slide_of(layer).name}")
@@ -278,6 +290,7 @@ class ColorWidget(QWidget):
             elif state.mode == "gene":
                 self.tabs.setCurrentIndex(0)
             self._rebuild_legend()  # never leave the previous slide's legend on show
+            self._update_gene_controls()
         finally:
             self._syncing = False
         self._show_colorbar()
@@ -293,8 +306,23 @@ class ColorWidget(QWidget):
             self._searches[id(slide)] = cached
         return cached[1]
 
+    def _update_gene_controls(self):
+        """The range controls mean nothing until a gene is applied."""
+        has_gene = self.layer is not None and self.state().gene is not None
+        self.range_slider.setEnabled(has_gene)
+        self.autoscale_button.setEnabled(has_gene)
+
     def _update_candidates(self, text: str):
         search = self.gene_search()
+        self._navigated = False
+        self._set_invalid(False)
+        self._filling_candidates = True
+        try:
+            self._fill_candidates(search, text)
+        finally:
+            self._filling_candidates = False
+
+    def _fill_candidates(self, search, text: str):
         self.candidates.clear()
         tokens = col.parse_gene_list(text)
         if search is None:
@@ -316,6 +344,8 @@ class ColorWidget(QWidget):
         search = self.gene_search()
         if item is None or search is None:
             return
+        if not self._filling_candidates:
+            self._navigated = True  # clicked or arrowed to: Enter applies this one
         c = search.candidate(item.text())
         self.candidate_info.setText(f"{c.name}: expressed in {c.n_expressing} spots, max {c.maximum:g}")
 
@@ -325,25 +355,48 @@ class ColorWidget(QWidget):
         self.apply_gene_text()
 
     def apply_gene_text(self):
-        """Enter in the picker: each typed name resolves to the exact gene, else the best match
-        (the highlighted candidate for the last one)."""
+        """Enter in the picker: each typed name resolves to the exact gene, else the best match.
+
+        The last name takes the highlighted candidate when the user moved through the list
+        (even if what they typed is itself a gene: "malat1", Down, Enter means MALAT1-1), or
+        when the typed text is not a gene. A name matching no gene applies nothing: the box
+        returns to the applied gene and says what was not found.
+        """
         search = self.gene_search()
         tokens = col.parse_gene_list(self.gene_edit.text())
         if search is None or not tokens:
             return
+        current = self.candidates.currentItem()
         genes = []
         for k, token in enumerate(tokens):
-            exact = search.is_gene(token)
-            current = self.candidates.currentItem()
-            if not exact and k == len(tokens) - 1 and current is not None and token.lower() in current.text().lower():
+            last = k == len(tokens) - 1
+            if last and current is not None and (
+                    self._navigated or (not search.is_gene(token) and token.lower() in current.text().lower())):
                 genes.append(current.text())
                 continue
             resolved = search.resolve(token)
             if resolved is None:
-                self.candidate_info.setText(f"no gene matches {token!r}")
+                self._reject_gene(search, token)
                 return
             genes.append(resolved)
         self.apply_genes(genes)
+
+    def _reject_gene(self, search: col.GeneSearch, token: str):
+        close = search.suggestions(token)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        applied = self.state().gene if self.layer is not None else None
+        self._syncing = True
+        try:
+            self.gene_edit.setText(", ".join(applied.genes) if applied is not None else "")
+            self.candidates.clear()
+        finally:
+            self._syncing = False
+        self._navigated = False
+        self.candidate_info.setText(f"no gene {token!r} on this slide{hint}")
+        self._set_invalid(True)
+
+    def _set_invalid(self, invalid: bool):
+        self.candidate_info.setStyleSheet("color: #ff6b6b;" if invalid else "")
 
     def apply_genes(self, genes: list[str]):
         """Colour the current layer by one gene or the mean score of several."""
@@ -363,7 +416,10 @@ class ColorWidget(QWidget):
         self._syncing = True
         try:
             self.gene_edit.setText(", ".join(genes))
+            self._navigated = False
+            self._set_invalid(False)
             self._set_slider(state.gene.contrast_limits)
+            self._update_gene_controls()
             if self.tabs.currentIndex() != 0:
                 self.tabs.setCurrentIndex(0)
         finally:
@@ -460,6 +516,7 @@ class ColorWidget(QWidget):
         rgba = self._values.colors(state.gene)
         if not layer.shown.all():  # a label was hidden; setting shown costs a full refresh
             layer.shown = np.ones(len(layer.data), dtype=bool)
+        self._restore_borders()
         set_face_colors(layer, rgba)
         # napari's own face colorbar reads the colormap and limits even with direct colours;
         # each change re-lays out its ticks and box, so set them only when they differ
@@ -480,27 +537,41 @@ class ColorWidget(QWidget):
         # napari's colorbar has no title; the canvas text overlay names gene and transform
         # (napari tiles canvas overlays that share a corner, so the title sits by the bar)
         overlay = self.viewer.text_overlay
-        if show and overlay.text != state.gene.title:
-            overlay.text = state.gene.title
+        title = self.colorbar_title() if show else ""
+        if show and overlay.text != title:
+            overlay.text = title
             overlay.position = "top_right"
         overlay.visible = show
+
+    def colorbar_title(self) -> str:
+        """'ERBB2 · log1p'; with several slides open, 'SLIDE · ERBB2 · log1p' (which layer it describes)."""
+        gene = self.state().gene if self.layer is not None else None
+        if gene is None:
+            return ""
+        slides = {id(slide_of(layer)) for layer in self.viewer.layers if self._is_spots(layer)}
+        return f"{slide_of(self.layer).name} · {gene.title}" if len(slides) > 1 else gene.title
 
     def _on_opacity(self, value):
         if self.layer is not None and not self._syncing:
             self.layer.opacity = float(value)
 
     def _set_value_column(self, values):
-        """Keep the hover value in the feature table, right after spot id and label.
+        """Keep the hover value in the feature table, with spot id, label and value as its first
+        columns: napari's status line lists the columns in table order and gets cut short.
 
         Edited in place: the table is the layer's own, and a features event would make every
         listener (curation, legend) redo its work on each gene switch.
         """
         features = self.layer.features
         values = np.array(values, dtype=np.float64)  # the table's own copy: cached values are read-only
-        if VALUE_COLUMN in features.columns:
+        front = [c for c in ("spot_id", "label") if c in features.columns] + [VALUE_COLUMN]
+        if list(features.columns[:len(front)]) == front:
             features[VALUE_COLUMN] = values
-        else:
-            features.insert(min(2, features.shape[1]), VALUE_COLUMN, values)
+            return
+        # first use, or a column was moved (e.g. a label column added at the end): reorder in place
+        for position, name in enumerate(front):
+            column = features.pop(name) if name in features.columns else None
+            features.insert(position, name, values if name == VALUE_COLUMN else column)
 
     # ------------------------------------------------------------------ label mode
     def _fill_label_columns(self):
@@ -522,6 +593,12 @@ class ColorWidget(QWidget):
             if self._values is None:
                 self._values = self._gene_values(self.state().gene)
             self._color_by_gene()
+        else:  # a Gene tab with no gene is meaningless: start from the slide's top variable gene
+            slide = slide_of(self.layer)
+            if slide.expression is not None and slide.default_genes:
+                self.apply_genes([slide.default_genes[0]])
+            else:
+                self.candidate_info.setText("this slide has no count file")
 
     def _on_label_column(self):
         if self.layer is None:
@@ -538,18 +615,63 @@ class ColorWidget(QWidget):
             column = "label"
         return features[column].to_numpy()
 
+    def _legend_order(self) -> list[str] | None:
+        """The curation order (hotkeys 1-9 follow it) when the layer has a label editor."""
+        if self.state().label_column != "label":
+            return None
+        from .editing import editor_for_layer
+
+        editor = editor_for_layer(self.layer, create=False)
+        return list(editor.categories()) if editor is not None else None
+
     def color_by_label(self):
         if self.layer is None:
             return
         state = self.state()
         state.mode = "label"
-        values = self._label_values()
-        self.layer.face_color = col.label_colors(values, self.palette)
-        self.layer.shown = col.visible_mask(values, state.hidden_labels)
+        self._apply_label_colors()
         if VALUE_COLUMN in self.layer.features.columns:
             self.layer.features[VALUE_COLUMN] = np.nan  # hover shows the label itself
         self._show_colorbar()
         self._rebuild_legend()
+
+    def _apply_label_colors(self):
+        """Label colours, with hidden labels' spots transparent (face and rim): napari 0.9 draws
+        points whatever `shown` says when all dimensions are displayed, so alpha does the hiding.
+        `shown` is set too, so that napari's own tools skip hidden spots where they honour it."""
+        layer, state = self.layer, self.state()
+        values = self._label_values()
+        set_face_colors(layer, col.label_colors(values, self.palette, state.hidden_labels, self._legend_order()))
+        visible = col.visible_mask(values, state.hidden_labels)
+        if not np.array_equal(layer.shown, visible):
+            layer.shown = visible
+        self._show_borders(visible)
+
+    def _show_borders(self, visible: np.ndarray):
+        layer, state = self.layer, self.state()
+        n = len(layer.data)
+        if state.border_alpha is not None and len(state.border_alpha) != n:
+            state.border_alpha = None  # points were added or deleted: the saved rims no longer fit
+        if state.border_alpha is None:
+            if visible.all():
+                return  # nothing hidden, nothing to give back: the common case costs nothing
+            state.border_alpha = np.array(layer.border_color, dtype=np.float32)[:, 3].copy()
+        border = np.array(layer.border_color, dtype=np.float32)
+        alpha = np.where(visible, state.border_alpha, 0.0).astype(np.float32)
+        if not np.array_equal(border[:, 3], alpha):
+            border[:, 3] = alpha
+            layer.border_color = border
+        if visible.all():
+            state.border_alpha = None
+
+    def _restore_borders(self):
+        if self.state().border_alpha is not None:
+            self._show_borders(np.ones(len(self.layer.data), dtype=bool))
+
+    def _edited_labels(self) -> np.ndarray | None:
+        """The label column as shown (the curation widget edits this one), to notice edits."""
+        features = self.layer.features
+        return col.display_labels(features["label"].to_numpy()) if "label" in features.columns else None
 
     def _on_features_changed(self, event=None):
         # the curation widget edits labels and emits features(): keep colours and legend current
@@ -558,13 +680,32 @@ class ColorWidget(QWidget):
         self._value_cache.clear()  # spot ids may have been edited: match points to spots again
         self._fill_label_columns()
         state = self.state()
+        labels = self._edited_labels()
+        before, self._label_snapshot = self._label_snapshot, labels
+        edited = labels is not None and (before is None or len(before) != len(labels)
+                                         or not np.array_equal(before, labels))
+        if state.mode == "gene" and edited:
+            # a curator labelling spots wants to see the labels, not the gene
+            state.label_column = "label"
+            self._fill_label_columns()
+            self._syncing = True
+            try:
+                self.tabs.setCurrentIndex(1)
+            finally:
+                self._syncing = False
+            self.color_by_label()
+            return
         if state.mode == "label":
             self.color_by_label()
-        elif state.mode == "gene" and self._values is not None and VALUE_COLUMN not in self.layer.features:
-            self._set_value_column(self._values.values)
+            return
+        if state.mode == "gene" and self._values is not None:
+            self._set_value_column(self._values.values)  # a replaced table may lack or have moved it
+        self._rebuild_legend()
 
     def legend_entries(self) -> list[col.LegendEntry]:
-        return col.legend_entries(self._label_values(), self.palette) if self.layer is not None else []
+        if self.layer is None:
+            return []
+        return col.legend_entries(self._label_values(), self.palette, self._legend_order())
 
     def _rebuild_legend(self):
         while self.legend_layout.count():
@@ -572,8 +713,11 @@ class ColorWidget(QWidget):
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.legend_rows = {}
+        if self.layer is None:
+            return
         hidden = self.state().hidden_labels
-        for entry in self.legend_entries():
+        hotkeys = self._legend_order() is not None  # keys 1-9 of the curation widget assign these
+        for k, entry in enumerate(self.legend_entries()):
             row = QWidget()
             h = QHBoxLayout(row)
             h.setContentsMargins(0, 0, 0, 0)
@@ -582,7 +726,10 @@ class ColorWidget(QWidget):
             swatch.setStyleSheet(f"background-color: {entry.color}; border: 1px solid #444;")
             swatch.setToolTip("change colour")
             swatch.clicked.connect(lambda _=False, lab=entry.label: self._pick_color(lab))
-            check = QCheckBox(f"{entry.label}  ({entry.count})")
+            key = f"[{k + 1}] " if hotkeys and k < 9 and not entry.unlabelled else ""
+            check = QCheckBox(f"{key}{entry.label}  ({entry.count})")
+            if key:
+                check.setToolTip(f"key {k + 1} on the spots layer assigns this label (Curate labels)")
             check.setChecked(entry.label not in hidden)
             check.toggled.connect(lambda on, lab=entry.label: self.set_label_visible(lab, on))
             solo = QToolButton()
@@ -610,7 +757,8 @@ class ColorWidget(QWidget):
     def set_label_visible(self, label: str, visible: bool):
         hidden = self.state().hidden_labels
         (hidden.discard if visible else hidden.add)(label)
-        self.layer.shown = col.visible_mask(self._label_values(), hidden)
+        if self.state().mode == "label":
+            self._apply_label_colors()
 
     def solo_label(self, label: str):
         self.state().hidden_labels = {e.label for e in self.legend_entries() if e.label != label}

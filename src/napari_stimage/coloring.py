@@ -254,6 +254,16 @@ class GeneSearch:
         inner.sort(key=lambda g: (len(g), g.lower()))
         return (exact + prefix + inner)[:limit]
 
+    def suggestions(self, text: str, n: int = 5) -> list[str]:
+        """Genes to offer for a name the slide lacks: candidates as typed, else close spellings."""
+        hits = self.search(text, limit=n)
+        if hits:
+            return hits
+        import difflib
+
+        close = difflib.get_close_matches(text.strip().lower(), list(self._position), n=n, cutoff=0.6)
+        return [self.names[self._position[low]] for low in close]
+
     def resolve(self, text: str) -> str | None:
         """The gene a typed text means: the exact (case-insensitive) name, else the best candidate."""
         hits = self.search(text, limit=1)
@@ -274,7 +284,7 @@ N_RECENT_GENES = 10
 
 def load_recent_genes(path: str | Path | None = None) -> list[str]:
     """Gene entries (one gene or a comma-separated gene set) used last, newest first."""
-    path = Path(path) if path is not None else _cache_file(RECENT_GENES_FILE)
+    path = Path(path) if path is not None else _existing_preferences(RECENT_GENES_FILE)
     try:
         loaded = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -284,20 +294,33 @@ def load_recent_genes(path: str | Path | None = None) -> list[str]:
 
 def remember_recent_gene(entry: str, path: str | Path | None = None) -> list[str]:
     """Put `entry` first in the recent list (kept across sessions); returns the new list."""
-    path = Path(path) if path is not None else _cache_file(RECENT_GENES_FILE)
     recent = [entry] + [g for g in load_recent_genes(path) if g != entry]
+    path = Path(path) if path is not None else _config_file(RECENT_GENES_FILE)
     recent = recent[:N_RECENT_GENES]
     try:
         _write_json(path, recent)
     except OSError:
-        pass  # a read-only cache folder must not stop colouring
+        pass  # a read-only config folder must not stop colouring
     return recent
 
 
-def _cache_file(name: str) -> Path:
+def _config_file(name: str) -> Path:
+    """Preferences live in the config folder: users empty the cache folder freely."""
+    from .cache import config_dir
+
+    return config_dir() / name
+
+
+def _existing_preferences(name: str) -> Path:
+    """The preferences file to read: the config folder's, else one an older version left in
+    the cache folder (it moves to the config folder on the next save)."""
     from .cache import cache_dir
 
-    return cache_dir() / name
+    path = _config_file(name)
+    if path.exists():
+        return path
+    legacy = cache_dir() / name
+    return legacy if legacy.exists() else path
 
 
 def _write_json(path: Path, data) -> None:
@@ -310,13 +333,34 @@ def _write_json(path: Path, data) -> None:
 # ---------------------------------------------------------------------------------------------
 # Label colouring
 
-# Kelly's colours of maximum contrast (white, black and grey left out: grey means "unlabelled").
+# Colours chosen to stand out on H&E: saturated yellows, oranges, reds, greens, cyans and blues.
+# Pinks and purples (eosin, haematoxylin), browns and dark colours are left out; greys are kept
+# for "unlabelled" and for the dataset's "not a tissue class" labels.
 LABEL_PALETTE = (
-    "#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#008856", "#e68fac",
-    "#0067a5", "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600",
-    "#654522", "#e25822", "#2b3d26",
+    "#ffd600", "#ff9100", "#00c853", "#2962ff", "#ff1a1a", "#00e5ff", "#aeea00", "#1de9b6",
+    "#40c4ff", "#ff3d00", "#ffe57f", "#b71c1c",
 )
 UNLABELLED_COLOR = "#bdbdbd"
+
+# The label vocabularies of STimage-1K4M (docs/formats.md) get fixed, hand-picked colours:
+# distinct within each vocabulary, ordered where the labels are (cortical layers, Gleason grades).
+BUILTIN_LABEL_COLORS = {
+    # brain cortical layers, superficial to deep: yellow -> green -> blue, white matter orange
+    **{f"{prefix}{k}": color for prefix in ("L", "Layer") for k, color in zip(
+        range(1, 7), ("#ffd600", "#aeea00", "#00c853", "#1de9b6", "#00b0ff", "#2962ff"))},
+    "WM": "#ff9100",
+    # tertiary lymphoid structures
+    "TLS": "#ffd600", "T_agg": "#ff9100", "NO_TLS": "#40c4ff",
+    # breast
+    "invasive cancer": "#ff1a1a", "cancer in situ": "#ff9100", "immune infiltrate": "#ffd600",
+    "breast glands": "#00e5ff", "connective tissue": "#00c853", "adipose tissue": "#2962ff",
+    # prostate: Gleason grades yellow -> red, benign greens, the rest cyan, blue and white
+    "GG1": "#ffd600", "GG2": "#ff9100", "GG4": "#ff1a1a", "GG4 Cribriform": "#b71c1c",
+    "PIN": "#00e5ff", "Benign": "#00c853", "Benign*": "#aeea00", "Transition_State": "#2962ff",
+    "Chronic inflammation": "#ffffff",
+    # not a tissue class: neutral greys (lighter "unlabelled" is #bdbdbd)
+    "undetermined": "#9e9e9e", "Exclude": "#616161",
+}
 LABEL_COLORS_FILE = "label_colors.json"
 
 
@@ -339,36 +383,51 @@ def hashed_palette_index(label: str) -> int:
 
 
 class LabelPalette:
-    """Label -> colour: a hash of the label text picks its palette colour, so a label looks the
-    same on every slide and in every session; colours the user picks override that and are kept
-    in a small JSON file in the plugin's cache folder.
+    """Label -> colour, the same on every slide and in every session.
+
+    In order of precedence: a colour the user picked (kept in `label_colors.json` in the
+    plugin's config folder; `user_colors=False` ignores them, for reproducible figures), the
+    built-in colour of the dataset's known labels (`BUILTIN_LABEL_COLORS`), else the palette
+    colour a hash of the label text picks. `colors()` documents the one case where a label's
+    colour depends on the other labels of the slide.
     """
 
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else _cache_file(LABEL_COLORS_FILE)
+    def __init__(self, path: str | Path | None = None, *, user_colors: bool = True):
+        self.path = Path(path) if path is not None else _config_file(LABEL_COLORS_FILE)
         self.overrides: dict[str, str] = {}
+        if not user_colors:
+            return
+        source = self.path if path is not None else _existing_preferences(LABEL_COLORS_FILE)
         try:
-            loaded = json.loads(self.path.read_text())
+            loaded = json.loads(source.read_text())
             if isinstance(loaded, dict):
                 self.overrides = {str(k): str(v) for k, v in loaded.items()}
         except (OSError, ValueError):
-            pass  # no file yet, or a damaged one: start from the hashed colours
+            pass  # no file yet, or a damaged one: start from the default colours
+
+    def default_color(self, label: str) -> str:
+        """The colour a label has without user overrides or collisions: built-in, else hashed."""
+        if label == UNLABELLED:
+            return UNLABELLED_COLOR
+        return BUILTIN_LABEL_COLORS.get(label) or LABEL_PALETTE[hashed_palette_index(label)]
 
     def colors(self, labels: Iterable[str]) -> dict[str, str]:
         """Hex colour per label (UNLABELLED included when passed).
 
-        Two labels of one set whose hashes collide would look the same; the later one (in the
-        legend order) then takes the next free palette colour. Labels that do not collide, which
-        is almost all of them, keep their hashed colour whatever else is on the slide.
+        A label's colour depends on the label alone (user colour, built-in colour or hashed
+        palette colour) with one exception: when its hashed colour is already taken on this
+        set of labels, by a user or built-in colour or by a hashed label earlier in natural
+        order (`labels.label_categories`), it takes the next palette colour not taken. Only
+        labels outside the built-in vocabularies ever move, only on slides where such a clash
+        happens, and the result never depends on the order the labels are passed in.
         """
-        out: dict[str, str] = {}
         ordered = list(labels)
+        out: dict[str, str] = {}
         for label in ordered:
             if label in self.overrides:
                 out[label] = self.overrides[label]
-            elif label == UNLABELLED:
-                out[label] = UNLABELLED_COLOR
-        # collisions are settled in the legend order, so the result does not depend on call order
+            elif label == UNLABELLED or label in BUILTIN_LABEL_COLORS:
+                out[label] = self.default_color(label)
         for label in label_categories(ordered):
             if label in out:
                 continue
@@ -404,30 +463,58 @@ class LegendEntry:
 
 
 def display_labels(values: Iterable) -> np.ndarray:
-    """Per spot the label as shown: its text, or UNLABELLED."""
-    return np.array([UNLABELLED if is_unlabelled(v) else str(v) for v in values], dtype=object)
+    """Per spot the label as shown: its text, or UNLABELLED (`labels.is_unlabelled`, vectorised)."""
+    import pandas as pd
+
+    column = pd.Series(values if isinstance(values, (np.ndarray, pd.Series)) else list(values), dtype=object)
+    missing = column.isna().to_numpy() | (column == "").to_numpy()
+    out = column.astype(str).to_numpy(dtype=object)
+    out[missing] = UNLABELLED
+    return out
 
 
-def legend_entries(values: Iterable, palette: LabelPalette) -> list[LegendEntry]:
-    """One entry per label in the shared legend order (labels.label_categories), unlabelled last."""
+def legend_entries(values: Iterable, palette: LabelPalette, order: Sequence[str] | None = None) -> list[LegendEntry]:
+    """One entry per label, unlabelled last (when any spot is unlabelled).
+
+    `order` is the curation order (`editing.LabelEditor.categories()`, which hotkeys 1-9
+    follow): its labels are listed first in that order, even those no spot holds any more,
+    then any other label present. Without it, the natural order (`labels.label_categories`).
+    """
     shown = display_labels(values)
     names, counts = np.unique(shown.astype(str), return_counts=True) if len(shown) else ([], [])
     count_of = dict(zip(names, (int(c) for c in counts)))
-    order = label_categories(shown[shown != UNLABELLED])
+    present = label_categories(shown[shown != UNLABELLED])
+    if order is not None:
+        listed = [str(label) for label in dict.fromkeys(order) if not is_unlabelled(label) and label != UNLABELLED]
+        known = set(listed)
+        present = listed + [label for label in present if label not in known]
     if count_of.get(UNLABELLED):
-        order.append(UNLABELLED)
-    colors = palette.colors(order)
-    return [LegendEntry(label, colors[label], count_of[label], label == UNLABELLED) for label in order]
+        present.append(UNLABELLED)
+    colors = palette.colors(present)
+    return [LegendEntry(label, colors[label], count_of.get(label, 0), label == UNLABELLED) for label in present]
 
 
-def label_colors(values: Iterable, palette: LabelPalette) -> np.ndarray:
-    """Per-spot RGBA (float32) in label mode."""
+def label_colors(values: Iterable, palette: LabelPalette, hidden_labels: Iterable[str] = (),
+                 order: Sequence[str] | None = None) -> np.ndarray:
+    """Per-spot RGBA (float32) in label mode, the colours of `legend_entries(values, palette, order)`;
+    spots of `hidden_labels` fully transparent."""
     shown = display_labels(values)
-    colors = {e.label: _hex_to_rgba(e.color) for e in legend_entries(shown, palette)}
+    colors = {e.label: _hex_to_rgba(e.color) for e in legend_entries(shown, palette, order)}
     out = np.zeros((len(shown), 4), dtype=np.float32)
     for label, rgba in colors.items():
         out[shown == label] = rgba
-    return out
+    return hide_spots(out, visible_mask(shown, hidden_labels))
+
+
+def hide_spots(rgba: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """`rgba` with alpha 0 where not `visible`: how a spot is hidden, on the canvas and in a PNG.
+
+    (napari 0.9 ignores `Points.shown` when every dimension is displayed, so transparency is
+    what actually hides a spot.)
+    """
+    rgba = np.array(rgba, dtype=np.float32)
+    rgba[~np.asarray(visible, dtype=bool), 3] = 0.0
+    return rgba
 
 
 def visible_mask(values: Iterable, hidden_labels: Iterable[str]) -> np.ndarray:

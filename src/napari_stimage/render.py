@@ -5,6 +5,9 @@ exactly as the colour widget colours them (same `coloring` functions), and a col
     napari-stimage render SLIDE_FILE --out labels.png --label
     napari-stimage render SLIDE_FILE --out score.png --gene "CD3E,MS4A1" --transform log1p_cp10k
 
+Label colours are the "Color spots" widget's: your label colour overrides (picked there, kept in
+label_colors.json in the plugin's config folder) apply, unless --default-colors is given.
+
 No Qt and no screen: numpy + PIL only.
 """
 
@@ -181,7 +184,7 @@ def render_slide(
     elif label:
         values = slide.features([])[label_column].to_numpy() if label_column != "label" else slide.labels
         palette = palette or col.LabelPalette()
-        rgba = col.label_colors(values, palette)
+        rgba = col.label_colors(values, palette, hidden_labels)  # hidden spots: alpha 0, as on screen
         visible = col.visible_mask(values, hidden_labels)
         if panel:
             hidden = set(hidden_labels)
@@ -216,6 +219,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label", help="categorical spot feature for --label (default: label)")
     p.add_argument("--hide-label", action="append", default=[], metavar="LABEL",
                    help=f"leave spots with this label out (repeatable; {col.UNLABELLED!r} for unlabelled)")
+    p.add_argument("--default-colors", action="store_true",
+                   help="use the built-in label colours, ignoring your label colour overrides (picked in the "
+                        "Color spots widget, kept in label_colors.json in the config folder), for reproducible "
+                        "figures. Without it, your label colour overrides apply")
     p.add_argument("--colormap", default="viridis", help="napari colormap name (default viridis)")
     p.add_argument("--transform", default=col.DEFAULT_TRANSFORM, choices=list(col.TRANSFORMS),
                    help="value transform (default log1p)")
@@ -251,7 +258,7 @@ def _gene_suggestions(slide, genes_text: str | None) -> str:
     search = col.GeneSearch.for_slide(slide)
     for gene in (g.strip() for g in genes_text.split(",")):
         if gene and not search.is_gene(gene):
-            found = search.search(gene, limit=5)
+            found = search.suggestions(gene)
             return f"; did you mean {', '.join(found)}?" if found else ""
     return ""
 
@@ -278,6 +285,7 @@ def _cmd_render(args) -> int:
             non_expressing=args.non_expressing,
             opacity=args.opacity,
             hidden_labels=args.hide_label,
+            palette=col.LabelPalette(user_colors=False) if args.default_colors else None,
             width=args.width,
             panel=not args.no_panel,
         )
