@@ -449,6 +449,7 @@ def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, 
     assert not widget.legend_rows[natural[0]][1].text().startswith("[")  # no editor, no hotkeys yet
 
     editor = editor_for_layer(layer)  # what the curation widget does on opening
+    assert widget.legend_rows[natural[0]][1].text().startswith("[1] ")  # hotkeys show at once
     unlabelled = np.flatnonzero(col.display_labels(layer.features["label"]) == UNLABELLED)
     editor.assign(unlabelled[:3], "aaa new")  # sorts first by name, but hotkeys append it
     order = editor.categories()

@@ -543,7 +543,9 @@ def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
         raise ValueError(f"layer {layer.name!r} is not a napari-stimage spots layer")
     editor = LabelEditor.from_slide(slide)
     features = getattr(layer, "features", None)
+    layer.metadata[EDITOR_KEY] = editor
     if features is not None and len(features) == slide.n_spots:
         editor.bind_layer(layer)  # a spots Points layer; other layers (bin rasters) add their own view
-    layer.metadata[EDITOR_KEY] = editor
+        # views of the label column (the colour widget's legend) now follow the editor's order
+        layer.events.features()
     return editor
