@@ -203,7 +203,6 @@ def bench_gene_switch(n_bins: int, redraw: bool) -> None:
 
 
 def bench_images(paths: dict[str, Path], cache_root: Path) -> None:
-    side = 0
     print(f"\n# Images ({paths['png'].name.split('_')[1]} px square)")
     base = measure(f"""
         from PIL import Image

@@ -1,6 +1,5 @@
 """`napari-stimage convert ROOT`: builds every slide's caches, resumes, reports failures."""
 
-import numpy as np
 import pytest
 
 from napari_stimage import images

@@ -140,7 +140,7 @@ def test_save_on_changed_file_asks_and_saves_elsewhere(curate, qtbot, slide, tmp
     widget.ask = lambda title, text, choices: asked.append(title) or "Save elsewhere…"
     other = tmp_path / "mine.csv"
     monkeypatch.setattr("napari_stimage._widget_curate.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
-    worker = widget.save()
+    widget.save()
     qtbot.waitUntil(lambda: other.exists() and not widget.editor.dirty, timeout=10000)
     assert asked == ["File changed on disk"]
     assert slide.paths.annotation.read_bytes() == b",V2\ncolleague,edit\n"

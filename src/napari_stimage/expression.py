@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from .errors import SlideError
@@ -120,18 +119,6 @@ class Expression:
             return np.asarray(self.stats["n_genes"], dtype=np.int64)
         m = self.matrix
         return np.bincount(m.indices[m.data != 0], minlength=m.shape[0]).astype(np.int64)
-
-    def genes_by_spot_count(self) -> np.ndarray:
-        """How many spots express each gene (non-zero count), per gene."""
-        return np.diff(self.matrix.indptr)
-
-    def gene_maxima(self) -> np.ndarray:
-        m = self.matrix
-        out = np.zeros(m.shape[1], dtype=np.float32)
-        nz = np.diff(m.indptr) > 0
-        if m.nnz:
-            out[nz] = np.maximum.reduceat(m.data, m.indptr[:-1][nz])
-        return out
 
     def log1p_variance(self) -> np.ndarray:
         """Per gene, the variance over spots of log1p(count)."""
@@ -572,15 +559,4 @@ def read_count_csv(
         raw_gene_names=np.array(raw_genes, dtype=object),
         matrix=matrix,
         source=path,
-    )
-
-
-def expression_from_dataframe(df: pd.DataFrame) -> Expression:
-    """An `Expression` from a spots x genes table (index = spot ids); for tests and scripts."""
-    genes = make_unique(df.columns.astype(str))
-    return Expression(
-        spot_ids=df.index.astype(str).to_numpy(dtype=object),
-        gene_names=np.array(genes, dtype=object),
-        raw_gene_names=df.columns.astype(str).to_numpy(dtype=object),
-        matrix=sp.csc_matrix(df.to_numpy(dtype=np.float32)),
     )

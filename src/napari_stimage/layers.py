@@ -123,13 +123,3 @@ def add_gene_features(layer, genes: str | Iterable[str]) -> list[str]:
     if added:
         layer.features = features  # reassign so napari emits its features event
     return added
-
-
-def spot_values(layer, gene: str) -> np.ndarray:
-    """Values of `gene` per point of a spots layer, fetched from the slide when not a feature."""
-    if gene in layer.features.columns:
-        return layer.features[gene].to_numpy(np.float64)
-    slide = slide_of(layer)
-    if slide is None:
-        raise KeyError(gene)
-    return slide.gene_values(gene)
