@@ -33,8 +33,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
-from .labels import is_unlabelled
-from .layers import slide_of
+from .layers import initial_coloring, slide_of
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
@@ -250,17 +249,18 @@ class ColorWidget(QWidget):
     def _apply_initial_coloring(self):
         """A slide opens coloured: by its pathologist labels when it has any, else by its most variable gene."""
         features = self.layer.features
-        slide = slide_of(self.layer)
-        if "label" in features.columns and not features["label"].map(is_unlabelled).all():
+        labels = features["label"].to_numpy() if "label" in features.columns else ()
+        mode, gene = initial_coloring(slide_of(self.layer), labels)
+        if mode == "label":
             self._syncing = True
             self.tabs.setCurrentIndex(1)
             self._syncing = False
             self.color_by_label()
-        elif slide.default_genes:
+        elif mode == "gene":
             self._syncing = True
             self.tabs.setCurrentIndex(0)
             self._syncing = False
-            self.apply_genes([slide.default_genes[0]])
+            self.apply_genes([gene])
 
     def state(self) -> LayerColorState | None:
         if self.layer is None:

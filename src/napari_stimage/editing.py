@@ -353,20 +353,18 @@ class LabelEditor:
         self._notify(indices)
 
     def undo(self) -> bool:
-        if not self._undo:
-            return False
-        step = self._undo.pop()
-        self._labels[step.indices] = step.before
-        self._redo.append(step)
-        self._changed(step.indices)
-        return True
+        return self._replay(self._undo, self._redo, lambda step: step.before)
 
     def redo(self) -> bool:
-        if not self._redo:
+        return self._replay(self._redo, self._undo, lambda step: step.after)
+
+    def _replay(self, source: list, target: list, labels_of) -> bool:
+        """Move the newest step from `source` to `target`, applying the labels it records."""
+        if not source:
             return False
-        step = self._redo.pop()
-        self._labels[step.indices] = step.after
-        self._undo.append(step)
+        step = source.pop()
+        self._labels[step.indices] = labels_of(step)
+        target.append(step)
         self._changed(step.indices)
         return True
 
@@ -393,11 +391,6 @@ class LabelEditor:
             return labels, list(labels)
         changes = self.changes()
         return changes, [s for s in self.spot_ids.tolist() if s in changes]
-
-    def render_table(self) -> AnnotationTable:
-        """The annotation table to write: the loaded rows with the edits applied."""
-        labels, order = self._labels_to_write()
-        return self.table.with_labels(labels, append_order=order, append_unlabelled=self.starts_new_file)
 
     def prepare_save(self, path: str | Path | None = None, force: bool = False) -> SaveJob:
         """Snapshot the edits on the GUI thread; `SaveJob.run()` may then run on a worker thread."""

@@ -35,16 +35,27 @@ def image_layer_data(slide: Slide) -> tuple | None:
     return (levels[0], meta, "image")
 
 
-def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
-    """The colours a slide opens with, as the "Color spots" widget sets them: by pathologist
-    label when the slide has any, else by its most variable gene (log1p, autoscaled)."""
-    from . import coloring as col
+def initial_coloring(slide: Slide, labels) -> tuple[str | None, str | None]:
+    """What a slide opens coloured by: ("label", None) when it has any pathologist label, else
+    ("gene", its most variable gene), else (None, None). The reader and the widget both follow it."""
     from .labels import is_unlabelled
 
     if any(not is_unlabelled(v) for v in labels):
-        return col.label_colors(labels, col.LabelPalette())
+        return "label", None
     if slide.default_genes:
-        gene_coloring = col.GeneColoring((slide.default_genes[0],))
+        return "gene", slide.default_genes[0]
+    return None, None
+
+
+def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
+    """The colours of `initial_coloring`, computed as the "Color spots" widget does (log1p, autoscaled)."""
+    from . import coloring as col
+
+    mode, gene = initial_coloring(slide, labels)
+    if mode == "label":
+        return col.label_colors(labels, col.LabelPalette())
+    if mode == "gene":
+        gene_coloring = col.GeneColoring((gene,))
         values = gene_coloring.values(slide)
         return col.gene_colors(values, gene_coloring.with_limits(values))
     return "transparent"
