@@ -325,9 +325,9 @@ def _existing_preferences(name: str) -> Path:
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)  # atomic: two napari windows never see half a file
+    from .storage import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))  # two windows never see half a file
 
 
 # ---------------------------------------------------------------------------------------------

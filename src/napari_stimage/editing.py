@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from .annotation import (
     write_annotation,
 )
 from .labels import is_unlabelled, label_categories
+from .storage import atomic_write_bytes
 
 EDITOR_KEY = "stimage_label_editor"
 DEFAULT_MAX_UNDO = 500
@@ -449,17 +448,7 @@ class LabelEditor:
             "saved_at": time.time(),
             "labels": self.changes(),
         }
-        target = self.recovery_path
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".recovery.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-                json.dump(payload, handle, ensure_ascii=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.recovery_path, json.dumps(payload, ensure_ascii=True).encode("ascii"))
 
     def discard_recovery(self) -> None:
         if self.recovery_path is not None:

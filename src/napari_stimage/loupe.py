@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotation import _atomic_write_bytes, parse_label
+from .annotation import parse_label
 from .errors import SlideError
+from .storage import atomic_write_bytes
 
 BARCODE_HEADER = "Barcode"
 
@@ -47,7 +48,7 @@ def export_loupe(editor, path: str | Path, category: str | None = None) -> int:
     category = category or editor.table.label_column
     text = loupe_text(editor.spot_ids.tolist(), editor.labels.tolist(), editor.slide_name, category)
     try:
-        _atomic_write_bytes(path, text.encode("utf-8"))
+        atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise SlideError(path, f"cannot write the Loupe CSV ({exc})") from exc
     return text.count("\n") - 1
