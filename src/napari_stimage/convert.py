@@ -45,15 +45,17 @@ def _image_needs_pyramid(path: Path | None) -> bool:
 
 
 def slide_is_converted(paths: SlidePaths) -> bool:
-    """True when every cache this slide needs exists and is valid."""
+    """True when every cache this slide needs exists and is valid (False when that cannot be
+    told: the slide is then converted, and its error reported, like any other)."""
     from .cache import is_cache_valid
     from .images import pyramid_is_valid
 
-    if paths.count is not None and not is_cache_valid(paths.count):
+    try:
+        if paths.count is not None and not is_cache_valid(paths.count):
+            return False
+        return not (_image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image))
+    except Exception:  # one odd slide must not stop a 1,149-slide run
         return False
-    if _image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image):
-        return False
-    return True
 
 
 def convert_slide(

@@ -4,13 +4,15 @@ Files are named `.png` but hold PNG, JPEG or TIFF. TIFFs open lazily through tif
 zarr store (one array per pyramid level). Small PNG/JPEG are decoded with PIL (its
 decompression-bomb limit lifted, since real slides exceed it). Large PNG/JPEG (over
 `PYRAMID_MIN_PIXELS`) are converted once into a tiled pyramidal TIFF in the cache
-(`<cache>/images-v1/<sha1 of the source path>.tif` + `.json` holding the source fingerprint),
+(`<cache>/images-v1/<sha1 of the source path>.tif` + `.json` holding the source's and the
+pyramid's own fingerprints, `storage.file_fingerprint`),
 streaming with libvips (pyvips) so memory stays small even past 2^31 pixels; without libvips
 the fallback decodes with PIL and writes the pyramid with tifffile (needs the whole image in RAM).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -149,52 +151,57 @@ def pyramid_cache_path(source: str | Path) -> Path:
 
 
 def pyramid_is_valid(source: str | Path) -> bool:
-    """True when the cached pyramid exists, is complete and was made from this exact source."""
-    import json
-
-    from .cache import fingerprint
+    """True when the cached pyramid exists, is the one its meta file describes (the pyramid's own
+    fingerprint) and was made from this exact source (the source's fingerprint)."""
+    from .cache import CacheInvalid, _read_meta_object
+    from .storage import file_fingerprint
 
     tif = pyramid_cache_path(source)
     try:
-        meta = json.loads(tif.with_suffix(".json").read_text())
+        meta = _read_meta_object(tif.with_suffix(".json"))
         return (
             meta.get("version") == PYRAMID_FORMAT_VERSION
-            and meta.get("fingerprint") == fingerprint(source)
-            and tif.stat().st_size == meta.get("size")
+            and meta.get("fingerprint") == file_fingerprint(source)
+            and meta.get("pyramid_fingerprint") == file_fingerprint(tif)
         )
-    except (OSError, ValueError):
+    except (CacheInvalid, OSError, ValueError):
         return False
 
 
 def ensure_pyramid(source: str | Path, progress=None, cancel=None, force: bool = False) -> Path:
-    """The cached pyramidal TIFF of a PNG/JPEG, built when missing or stale."""
-    import json
-    import os
-    import uuid
+    """The cached pyramidal TIFF of a PNG/JPEG, built when missing or stale.
 
-    from .cache import fingerprint
+    Built into a private temporary file and renamed into place; when another process finished
+    a valid pyramid meanwhile, theirs is kept.
+    """
+    import json
+
+    from .storage import atomic_write_text, file_fingerprint, temp_name
 
     source = Path(source)
     out = pyramid_cache_path(source)
     if not force and pyramid_is_valid(source):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    before = fingerprint(source)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tif")
+    before = file_fingerprint(source)
+    tmp = temp_name(out)
     try:
         try:
             _pyramid_with_vips(source, tmp, progress, cancel)
         except ImportError:
             _pyramid_with_pil(source, tmp, progress, cancel)
-        if fingerprint(source) != before:
+        if file_fingerprint(source) != before:
             raise SlideError(source, "the image changed while it was being converted")
+        if not force and pyramid_is_valid(source):
+            tmp.unlink()
+            return out
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     meta = {"version": PYRAMID_FORMAT_VERSION, "source": str(source.resolve()), "fingerprint": before,
-            "size": out.stat().st_size}
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+            "pyramid_fingerprint": file_fingerprint(out)}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=1))
     return out
 
 
