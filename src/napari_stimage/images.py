@@ -85,9 +85,9 @@ def read_image(path: str | Path, progress=None, cancel=None) -> list:
     kind = sniff_image_format(path)
     if kind is None:
         raise SlideError(path, "not a PNG, JPEG or TIFF image (unrecognised file signature)")
+    shape = check_declared_size(path)
     try:
         if kind in ("png", "jpeg"):
-            shape = image_shape(path)
             if shape is not None and shape[0] * shape[1] >= PYRAMID_MIN_PIXELS:
                 pyramid = ensure_pyramid(path, progress=progress, cancel=cancel)
                 return _tiff_levels(pyramid)
@@ -112,6 +112,41 @@ def read_image(path: str | Path, progress=None, cancel=None) -> list:
         if isinstance(exc, Cancelled):
             raise
         raise SlideError(path, f"cannot decode the {kind.upper()} image ({exc})") from exc
+
+
+MAX_PIXELS_ENV = "NAPARI_STIMAGE_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 20_000_000_000  # 2e10: twice the largest slides' 100,000 x 100,000
+MAX_COMPRESSION_RATIO = 4000  # raw RGB bytes per file byte; deflate tops out near 1,032
+
+
+def max_pixels() -> int:
+    """The largest image (height x width) opened: `NAPARI_STIMAGE_MAX_PIXELS` or the default."""
+    try:
+        return int(float(os.environ.get(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def check_declared_size(path: str | Path) -> tuple[int, int] | None:
+    """The image's (height, width) from its header, refused before anything is decoded when it
+    exceeds `max_pixels()` or is more than the file's bytes could hold (a forged or cut header)."""
+    path = Path(path)
+    shape = image_shape(path)
+    if shape is None:
+        return None
+    pixels = int(shape[0]) * int(shape[1])
+    if pixels > max_pixels():
+        raise SlideError(
+            path, f"the image declares {shape[1]} x {shape[0]} pixels, above the limit of {max_pixels():,} "
+            f"(set {MAX_PIXELS_ENV} to open larger images)",
+        )
+    size = path.stat().st_size
+    if pixels * 3 > size * MAX_COMPRESSION_RATIO:
+        raise SlideError(
+            path, f"the image declares {shape[1]} x {shape[0]} pixels but the file has only {size:,} bytes: "
+            "its header is damaged or the file is truncated",
+        )
+    return shape
 
 
 def image_shape(path: str | Path) -> tuple[int, int] | None:
@@ -182,6 +217,7 @@ def ensure_pyramid(source: str | Path, progress=None, cancel=None, force: bool =
     out = pyramid_cache_path(source)
     if not force and pyramid_is_valid(source):
         return out
+    check_declared_size(source)
     out.parent.mkdir(parents=True, exist_ok=True)
     before = file_fingerprint(source)
     tmp = temp_name(out)
@@ -218,7 +254,8 @@ def _pyramid_with_vips(source: Path, out: Path, progress, cancel) -> None:
     from .expression import Cancelled
 
     pyvips = _vips()
-    image = pyvips.Image.new_from_file(str(source), access="sequential")
+    # fail_on: a truncated or damaged file is an error, not a pyramid that ends in grey
+    image = pyvips.Image.new_from_file(str(source), access="sequential", fail_on="truncated")
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     if image.bands == 1:

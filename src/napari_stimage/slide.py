@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .annotation import AnnotationTable, read_annotation
-from .errors import SlideError
+from .errors import SlideError, reading
 from .expression import Expression
 from .layout import SlidePaths, resolve_slide
 
@@ -75,10 +75,8 @@ def _repeated(ids) -> list[str]:
 def read_coords(path: str | Path) -> pd.DataFrame:
     """Spots of a coord file: columns spot_id, y, x, r in file order (ids may repeat)."""
     path = Path(path)
-    try:
+    with reading(path, "coord file"):
         df = pd.read_csv(path, dtype={0: str}, keep_default_na=False, na_values=[""])
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SlideError(path, f"cannot parse the coord file ({exc})") from exc
     missing = [c for c in ("yaxis", "xaxis", "r") if c not in df.columns]
     if missing:
         raise SlideError(
@@ -92,13 +90,32 @@ def read_coords(path: str | Path) -> pd.DataFrame:
             "r": pd.to_numeric(df["r"], errors="coerce").to_numpy(np.float64),
         }
     )
-    bad = spots[["y", "x", "r"]].isna().any(axis=1)
-    if bad.any():
-        first = spots.loc[bad, "spot_id"].iloc[0]
-        raise SlideError(path, f"{int(bad.sum())} spot(s) have missing or non-numeric yaxis/xaxis/r (first: {first})")
     if spots.empty:
         raise SlideError(path, "the coord file has no spots")
+    _check_geometry(path, spots, df)
     return spots
+
+
+MAX_COORDINATE = 1e7  # pixels; the largest slide images are ~1e5 wide
+
+
+def _check_geometry(path: Path, spots: pd.DataFrame, cells: pd.DataFrame) -> None:
+    """Numeric, finite positions within +-`MAX_COORDINATE`, radii in 0..`MAX_COORDINATE`:
+    anything else would break napari (Qt overflow) and render later, far from its cause."""
+    for column, name in (("y", "yaxis"), ("x", "xaxis"), ("r", "r")):
+        values = spots[column].to_numpy(np.float64)
+        low = 0.0 if column == "r" else -MAX_COORDINATE
+        bad = ~np.isfinite(values) | (values < low) | (values > MAX_COORDINATE)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cell = cells[name].iloc[i]
+            what = "missing" if pd.isna(cell) or str(cell).strip() == "" else f"{str(cell)[:40]!r}"
+            raise SlideError(
+                path,
+                f"column {name}, line {i + 2} (spot {spots['spot_id'].iloc[i]}): {what} is not a "
+                f"{'radius' if column == 'r' else 'coordinate'} in {low:g}..{MAX_COORDINATE:g}"
+                f" ({int(bad.sum())} bad value(s) in this column)",
+            )
 
 
 def load_expression(
