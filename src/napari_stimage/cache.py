@@ -43,7 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .storage import TEMP_MARK, file_fingerprint, temp_dir_next_to
+from .errors import SlideError
+from .storage import (
+    TEMP_MARK,
+    file_fingerprint,
+    remove_stale_temp_files,
+    temp_dir_next_to,
+)
 
 CACHE_ENV = "NAPARI_STIMAGE_CACHE"
 DATA_ENV = "NAPARI_STIMAGE_DATA"
@@ -55,6 +61,10 @@ _MERGE_BUDGET_NNZ = 24 << 20  # non-zeros merged at once: ~200 MB of indices + d
 ProgressCallback = Callable[[int, int], None]
 
 
+class CacheUnavailable(SlideError):
+    """A folder napari-stimage keeps files in cannot be created or written (the message names it)."""
+
+
 def _user_dir(env: str, kind: str) -> Path:
     configured = os.environ.get(env)
     if configured:
@@ -63,8 +73,37 @@ def _user_dir(env: str, kind: str) -> Path:
         import platformdirs
 
         path = Path(getattr(platformdirs, f"user_{kind}_dir")("napari-stimage"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(path))
+    except OSError as exc:
+        raise CacheUnavailable(path, f"cannot use this {kind} folder ({exc.strerror or exc}); set {env} to another folder") from exc
     return path
+
+
+def unusable_folder_note(exc: BaseException, what: str) -> str:
+    """One line for a slide's notes: which folder failed, why, and what was done instead."""
+    folder = getattr(exc, "filename", None) or getattr(exc, "path", None)
+    reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or str(exc)
+    return f"{what}: {folder} cannot be written ({reason})"
+
+
+_cleaned_once = False
+
+
+def remove_stale_temp_files_once() -> None:
+    """At the first slide opened in a process: delete work folders and temporary files that
+    killed processes left in the cache and recovery folders (`storage.remove_stale_temp_files`)."""
+    global _cleaned_once
+    if _cleaned_once:
+        return
+    _cleaned_once = True
+    for folder in (cache_dir, lambda: data_dir() / "recovery"):
+        try:
+            remove_stale_temp_files(folder())
+        except (OSError, CacheUnavailable):
+            continue
 
 
 def cache_dir() -> Path:
@@ -232,10 +271,10 @@ def build_expression_cache(
 ) -> Path:
     """Stream a count CSV into its cache folder (see the module doc); returns the folder.
 
-    Raises `expression.Cancelled` when `cancel()` turns True (nothing is left behind) and
-    `SlideError` for a malformed file.
+    Raises `expression.Cancelled` when `cancel()` turns True (nothing is left behind),
+    `SlideError` for a malformed file and `OSError`/`CacheUnavailable` when the cache folder
+    cannot be written.
     """
-    from .errors import SlideError
     from .expression import iter_count_blocks, make_unique
 
     source = Path(source)
@@ -397,16 +436,26 @@ def load_expression_cached(
     source: str | Path,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    notes: list[str] | None = None,
 ):
-    """The `Expression` of a count file through the cache: built on first use or when stale."""
+    """The `Expression` of a count file through the cache: built on first use or when stale.
+
+    When the cache folder cannot be used (read-only, full, a file in its way) the counts are
+    read into memory instead and a line saying so is appended to `notes`.
+    """
+    from .expression import read_count_csv
+
     try:
         return load_cached_expression(source)
     except (CacheInvalid, OSError, ValueError):
         pass
-    build_expression_cache(source, progress, cancel)
+    try:
+        build_expression_cache(source, progress, cancel)
+    except (OSError, CacheUnavailable) as exc:  # the cache side failed: the source was readable
+        if notes is not None:
+            notes.append(unusable_folder_note(exc, "expression not cached, read into memory"))
+        return read_count_csv(source, progress, cancel)
     try:
         return load_cached_expression(source)
     except (CacheInvalid, OSError, ValueError) as exc:  # e.g. the source changed again in between
-        from .errors import SlideError
-
         raise SlideError(source, f"the expression cache could not be used ({exc})") from exc

@@ -17,6 +17,10 @@ class SlideError(ValueError):
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
 
+class StorageWarning(UserWarning):
+    """Something could not be stored (a recovery file, ...); the data shown and saved is still right."""
+
+
 @contextmanager
 def reading(path: str | Path, what: str, reader=None) -> Iterator[None]:
     """Turn any parser error raised inside the block (csv's field-size limit, pandas, decoding,

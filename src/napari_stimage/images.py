@@ -75,11 +75,12 @@ def _tiff_levels(path: Path) -> list:
     return levels
 
 
-def read_image(path: str | Path, progress=None, cancel=None) -> list:
+def read_image(path: str | Path, progress=None, cancel=None, notes: list[str] | None = None) -> list:
     """The image as a list of pyramid levels, largest first (a single level for small images).
 
     Large PNG/JPEG go through the cached pyramid (built on first use, with `progress(done,
-    total)`; `cancel()` aborts the build).
+    total)`; `cancel()` aborts the build). When the cache folder cannot be written the image
+    is decoded into memory instead and a line saying so is appended to `notes`.
     """
     path = Path(path)
     kind = sniff_image_format(path)
@@ -89,8 +90,13 @@ def read_image(path: str | Path, progress=None, cancel=None) -> list:
     try:
         if kind in ("png", "jpeg"):
             if shape is not None and shape[0] * shape[1] >= PYRAMID_MIN_PIXELS:
-                pyramid = ensure_pyramid(path, progress=progress, cancel=cancel)
-                return _tiff_levels(pyramid)
+                from .cache import CacheUnavailable, unusable_folder_note
+
+                try:
+                    return _tiff_levels(ensure_pyramid(path, progress=progress, cancel=cancel))
+                except (OSError, CacheUnavailable) as exc:  # the cache side: decode in memory below
+                    if notes is not None:
+                        notes.append(unusable_folder_note(exc, "image pyramid not cached, decoded into memory"))
         if kind == "tiff":
             levels = _tiff_levels(path)
             if not levels:
@@ -221,6 +227,7 @@ def ensure_pyramid(source: str | Path, progress=None, cancel=None, force: bool =
     out.parent.mkdir(parents=True, exist_ok=True)
     before = file_fingerprint(source)
     tmp = temp_name(out)
+    open(tmp, "xb").close()  # a read-only cache folder fails here, as an OSError naming it
     try:
         try:
             _pyramid_with_vips(source, tmp, progress, cancel)
@@ -282,7 +289,7 @@ def _pyramid_with_vips(source: Path, out: Path, progress, cancel) -> None:
     except pyvips.Error as exc:
         if cancelled:
             raise Cancelled(str(source)) from exc
-        raise SlideError(source, f"cannot convert the image to a pyramid ({exc})") from exc
+        raise SlideError(source, f"cannot convert the image to a pyramid in {out.parent} ({exc})") from exc
     if cancelled:
         raise Cancelled(str(source))
     if progress is not None:

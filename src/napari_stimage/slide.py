@@ -39,6 +39,7 @@ class JoinReport:
     repeated_annotation_ids: list[str] = field(default_factory=list)
     annotation_not_in_coord: list[str] = field(default_factory=list)
     image_error: str | None = None  # the image could not be decoded: the spots open without it
+    notes: list[str] = field(default_factory=list)  # e.g. a cache folder that could not be written
 
     def messages(self) -> list[str]:
         def show(ids):
@@ -56,7 +57,7 @@ class JoinReport:
         messages = [f"{len(ids)} {what}: {show(ids)}" for ids, what in parts if ids]
         if self.image_error:
             messages.insert(0, f"image not shown: {self.image_error}")
-        return messages
+        return messages + self.notes
 
     def __bool__(self) -> bool:
         return bool(self.messages())
@@ -119,7 +120,10 @@ def _check_geometry(path: Path, spots: pd.DataFrame, cells: pd.DataFrame) -> Non
 
 
 def load_expression(
-    path: Path, progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None
+    path: Path,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    notes: list[str] | None = None,
 ) -> Expression:
     """The expression of a count file (the single place slides get their counts from).
 
@@ -127,7 +131,7 @@ def load_expression(
     """
     from .cache import load_expression_cached
 
-    return load_expression_cached(path, progress=progress, cancel=cancel)
+    return load_expression_cached(path, progress=progress, cancel=cancel, notes=notes)
 
 
 @dataclass
@@ -186,7 +190,7 @@ class Slide:
             if self.paths.image is not None:
                 from .images import read_image
 
-                levels = read_image(self.paths.image, progress=progress, cancel=cancel)
+                levels = read_image(self.paths.image, progress=progress, cancel=cancel, notes=self.report.notes)
             self.__dict__["image_levels"] = levels  # fills the cached_property
         return self.__dict__["image_levels"]
 
@@ -274,6 +278,16 @@ def _progress_share(progress: ProgressCallback | None, start: float, end: float)
     return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
 
 
+def _remove_stale_temp_files(paths: SlidePaths) -> None:
+    """Temporary files of saves and cache builds that a killed process left behind."""
+    from .cache import remove_stale_temp_files_once
+    from .storage import remove_stale_temp_files
+
+    remove_stale_temp_files_once()
+    annotation = paths.annotation or paths.default_annotation_path
+    remove_stale_temp_files(annotation.parent, recurse=False)
+
+
 def load_slide(
     path: str | Path | SlidePaths,
     progress: ProgressCallback | None = None,
@@ -291,6 +305,7 @@ def load_slide(
     paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
     if paths is None:
         raise SlideError(path, "not a file of an STimage-1K4M slide (no matching _coord.csv found)")
+    _remove_stale_temp_files(paths)
     spots = read_coords(paths.coord)
     report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]))
     coord_ids = set(spots["spot_id"])
@@ -299,7 +314,7 @@ def load_slide(
     rows = np.full(len(spots), -1, dtype=np.int64)
     if paths.count is not None:
         expression = load_expression(
-            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel
+            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel, notes=report.notes
         )
         count_ids = pd.Index(expression.spot_ids)
         report.repeated_count_ids = _repeated(count_ids)

@@ -19,10 +19,10 @@ Self-contained (standard library, numpy-free, and the package's errors module on
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -196,8 +196,11 @@ def file_lock(path: str | Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
     try:
         yield lock
     finally:
-        if _read_lock(lock) == token:  # never remove a lock someone else took after ours was broken
-            lock.unlink(missing_ok=True)
+        # never remove a lock someone else took after ours was broken; a lock that cannot be
+        # removed must not fail a write that is done (it goes stale and is broken later)
+        with contextlib.suppress(OSError):
+            if _read_lock(lock) == token:
+                lock.unlink(missing_ok=True)
 
 
 # -- fingerprints ---------------------------------------------------------------------------
@@ -228,9 +231,12 @@ def file_fingerprint(path: str | Path) -> dict:
 
 
 # -- cleanup ---------------------------------------------------------------------------------
-def remove_stale_temp_files(folder: str | Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete temporary files and folders (`TEMP_MARK` in the name) in `folder` and its direct
-    subfolders that are older than `older_than` seconds; returns what was removed."""
+def remove_stale_temp_files(
+    folder: str | Path, older_than: float = STALE_TEMP_SECONDS, recurse: bool = True
+) -> list[Path]:
+    """Delete temporary files and folders (`TEMP_MARK` in the name, or the names earlier
+    versions used) in `folder` (and, with `recurse`, its direct subfolders) older than
+    `older_than` seconds; returns what was removed."""
     folder = Path(folder)
     removed: list[Path] = []
     now = time.time()
@@ -238,11 +244,11 @@ def remove_stale_temp_files(folder: str | Path, older_than: float = STALE_TEMP_S
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
             candidates.append(entry)
-            if entry.is_dir() and not entry.is_symlink() and TEMP_MARK not in entry.name:
+            if recurse and entry.is_dir() and not entry.is_symlink() and not _is_temp(entry.name):
                 with contextlib.suppress(OSError):
                     candidates.extend(entry.iterdir())
     for entry in candidates:
-        if TEMP_MARK not in entry.name:
+        if not _is_temp(entry.name):
             continue
         try:
             if now - entry.lstat().st_mtime < older_than:
@@ -257,8 +263,13 @@ def remove_stale_temp_files(folder: str | Path, older_than: float = STALE_TEMP_S
     return removed
 
 
-def is_no_space_or_read_only(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+# Temporary names of versions before TEMP_MARK: `.{x}_anno.csv.XXXX.tmp` (annotation saves),
+# `.recovery.XXXX.tmp`, `.{sha1}.{pid}.{hex}.tmp` (cache work folders), `.{sha1}.{pid}.{hex}.tif`
+_LEGACY_TEMP = re.compile(r"^\.(.+\.csv\.[^.]+\.tmp|recovery\.[^.]+\.tmp|[0-9a-f]{40}\.\d+\.[0-9a-f]{8}\.(tmp|tif))$")
+
+
+def _is_temp(name: str) -> bool:
+    return TEMP_MARK in name or _LEGACY_TEMP.match(name) is not None
 
 
 def temp_dir_next_to(target: Path) -> Path:
