@@ -337,14 +337,32 @@ def read_annotation(path: str | Path) -> AnnotationTable:
     return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns))
 
 
+def _decode(data: bytes, path: Path | None) -> tuple[str, str]:
+    """The file's text and the one encoding its new labels are written in.
+
+    UTF-8, with stray bytes that are not UTF-8 kept as they are (`surrogateescape`: they
+    round-trip unchanged and the other labels stay readable). A file without a single UTF-8
+    multi-byte character but with other high bytes is an old Windows export: Latin-1, which
+    maps every byte. UTF-16 and NUL bytes are refused: they would silently lose labels.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:200].count(b"\x00") > len(data[:200]) // 4:
+        raise SlideError(path, "the annotation file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8) and open it again")
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise SlideError(path, f"line {line} contains a NUL byte (a damaged or binary file); labels would be lost")
+    text = data.decode(_ENCODING, _ERRORS)
+    if _STRAY_BYTE.search(text) is None or _UTF8_CHARACTER.search(text) is not None:
+        return text, _ENCODING  # UTF-8, perhaps with a few stray bytes kept as they were
+    return data.decode("latin-1"), "latin-1"
+
+
+_STRAY_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
+_UTF8_CHARACTER = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
 def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None) -> AnnotationTable:
     path = Path(path) if path is not None else None
-    try:
-        text, encoding = data.decode(_ENCODING), _ENCODING
-    except UnicodeDecodeError:
-        # Not UTF-8: read it as Latin-1, which maps every byte, so rows round-trip byte for byte
-        # and new labels are written in the file's own encoding.
-        text, encoding = data.decode("latin-1"), "latin-1"
+    text, encoding = _decode(data, path)
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]

@@ -503,7 +503,11 @@ def iter_count_blocks(
     _, raw_genes = read_count_header(path)
     n_genes = len(raw_genes)
     total = max(path.stat().st_size, 1)
-    header_bytes = _header_length(path)
+    with reading(path, "count file"), open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    # old Mac line endings (CR only): read as if they were LF, block by block
+    cr_only = b"\r" in head and b"\n" not in head
+    header_bytes = head.index(b"\r") + 1 if cr_only else _header_length(path)
 
     def blocks():
         done = header_bytes
@@ -518,6 +522,8 @@ def iter_count_blocks(
                 chunk = fh.read(block_size)
                 if not chunk:
                     break
+                if cr_only:
+                    chunk = chunk.replace(b"\r", b"\n")
                 data = carry + chunk if carry else chunk
                 cut = data.rfind(b"\n")
                 if cut < 0:  # a line longer than the block: keep reading

@@ -72,7 +72,42 @@ def _tiff_levels(path: Path) -> list:
     levels = [lvl for lvl in levels if lvl.ndim >= 2]
     if levels and levels[0].ndim == 3 and levels[0].shape[0] in (3, 4) and levels[0].shape[-1] not in (3, 4):
         levels = [normalise_rgb(np.asarray(lvl)) for lvl in levels]
-    return levels
+    return _as_rgb8(levels)
+
+
+def _as_rgb8(levels: list) -> list:
+    """Levels as 8-bit RGB (or grey), lazily: alpha dropped, 12/16-bit and float scaled to 0..255.
+
+    napari shows RGB of other dtypes against the dtype's full range (a 12-bit slide in uint16
+    looks black); the range is taken from a strided sample of the smallest level.
+    """
+    first = levels[0]
+    alpha = first.ndim == 3 and first.shape[-1] == 4
+    dtype = np.dtype(first.dtype)
+    if dtype == np.uint8 and not alpha:
+        return levels
+    import dask.array as da
+
+    top = 255.0
+    if dtype != np.uint8:
+        small = levels[-1]
+        step = max(1, int(np.sqrt(small.shape[0] * small.shape[1] / 1e6)))
+        sample = np.nan_to_num(np.asarray(small[::step, ::step]), nan=0.0)
+        high = float(sample.max()) if sample.size else 0.0
+        if dtype.kind == "f":
+            top = 1.0 if high <= 1.0 else 255.0
+        elif high >= 256:
+            top = 4095.0 if high < 4096 else float(np.iinfo(dtype).max) if dtype.kind in "ui" else 255.0
+    out = []
+    for level in levels:
+        lazy = da.from_zarr(level) if not isinstance(level, np.ndarray) else da.from_array(level)
+        if alpha:
+            lazy = lazy[..., :3]
+        if dtype != np.uint8:
+            scaled = da.nan_to_num(lazy.astype(np.float32)) * np.float32(255.0 / top) + np.float32(0.5)
+            lazy = da.clip(scaled, 0, 255).astype(np.uint8)
+        out.append(lazy)
+    return out
 
 
 def read_image(path: str | Path, progress=None, cancel=None, notes: list[str] | None = None) -> list:

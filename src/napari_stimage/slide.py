@@ -307,7 +307,7 @@ def load_slide(
         raise SlideError(path, "not a file of an STimage-1K4M slide (no matching _coord.csv found)")
     _remove_stale_temp_files(paths)
     spots = read_coords(paths.coord)
-    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]))
+    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]), notes=list(paths.unusable))
     coord_ids = set(spots["spot_id"])
 
     expression = None
