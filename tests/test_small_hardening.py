@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_stimage.annotation import parse_annotation, read_annotation, write_annotation
+from napari_stimage.annotation import (
+    parse_annotation,
+    read_annotation,
+    write_annotation,
+)
 from napari_stimage.errors import SlideError
 from napari_stimage.expression import read_count_csv
 from napari_stimage.images import read_image
