@@ -179,3 +179,19 @@ def test_a_corrupt_recovery_file_is_reported_and_set_aside(tmp_path, content):
     assert len(aside) == 1 and aside[0].read_bytes() == content
     assert len(caught) == 1 and str(aside[0]) in str(caught[0].message)
     assert np.all(editor.labels == np.array(["A"], dtype=object))
+
+
+@pytest.mark.timeout(60)
+def test_viewer_open_with_an_unusable_cache_shows_the_slide_and_one_note(make_napari_viewer, slide_paths, tmp_path, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv(cache.CACHE_ENV, str(blocker / "cache"))
+    shown = []
+    monkeypatch.setattr(notifications, "show_warning", shown.append)
+    viewer = make_napari_viewer()
+    viewer.open(str(slide_paths.coord), plugin="napari-stimage")
+    spots = viewer.layers[f"{slide_paths.name} spots"]
+    assert len(spots.data) > 0 and "total_counts" in spots.features.columns
+    assert len(shown) == 1 and "expression not cached, read into memory" in shown[0] and str(blocker) in shown[0]
