@@ -141,8 +141,9 @@ def convert_tree(
     `jobs` > 1 runs that many local worker processes; `scheduler` (a Dask scheduler address,
     or a `distributed.Client`) runs the slides on a Dask cluster instead.
     """
-    from .cache import cache_dir
+    from .cache import cache_dir, remove_stale_temp_files_once
 
+    remove_stale_temp_files_once()  # work folders of an earlier run that was killed
     slides = find_slides(root)
     todo = [s for s in slides if not slide_is_converted(s)]
     skipped = len(slides) - len(todo)
