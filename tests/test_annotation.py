@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_stimage import annotation as anno_mod
+from napari_stimage import storage as storage_mod
 from napari_stimage.annotation import (
     AnnotationChangedOnDisk,
     AnnotationTable,
@@ -137,7 +137,7 @@ def test_a_save_killed_midway_leaves_the_original_intact(tmp_path, monkeypatch):
     path.write_bytes(big)
     table = read_annotation(path)
 
-    real_write = anno_mod._write_payload
+    real_write = storage_mod.write_payload
     calls = []
 
     def dies_halfway(handle, data):
@@ -147,7 +147,7 @@ def test_a_save_killed_midway_leaves_the_original_intact(tmp_path, monkeypatch):
         handle.write(data[: len(data) // 2])
         raise KeyboardInterrupt("killed during the save")
 
-    monkeypatch.setattr(anno_mod, "_write_payload", dies_halfway)
+    monkeypatch.setattr(storage_mod, "write_payload", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         write_annotation(table.with_labels({"S_5-1": "new"}), path, expected=table.fingerprint)
     assert len(calls) == 3 and path.read_bytes() == big

@@ -149,6 +149,24 @@ def test_save_on_changed_file_asks_and_saves_elsewhere(curate, qtbot, slide, tmp
     assert saved[ids[0]] == saved[ids[1]] == "L9"
 
 
+@pytest.mark.timeout(60)
+def test_save_of_a_deleted_annotation_asks_before_recreating_it(curate, qtbot, slide):
+    viewer, widget, layer = curate
+    widget.editor.assign([0], "L9")
+    slide.paths.annotation.unlink()
+    answers = iter(["Cancel", "Re-create"])
+    widget.ask = lambda title, text, choices: widget.questions.append((title, choices)) or next(answers)
+    widget.save()
+    qtbot.waitUntil(lambda: len(widget.questions) == 1, timeout=10000)
+    assert widget.questions == [("File deleted on disk", ("Re-create", "Save elsewhere…", "Cancel"))]
+    assert not slide.paths.annotation.exists() and widget.editor.dirty
+    widget.save()
+    qtbot.waitUntil(lambda: not widget.editor.dirty, timeout=10000)
+    assert len(widget.questions) == 2
+    spot = slide.spots["spot_id"].tolist()[0]
+    assert read_annotation(slide.paths.annotation).first_labels()[spot] == "L9"
+
+
 def test_closing_with_unsaved_edits_asks_and_recovery_is_offered(make_napari_viewer, slide_paths, qtbot):
     from napari_stimage import load_slide
 

@@ -230,7 +230,7 @@ def test_assign_accepts_masks_sets_and_rejects_bad_indices(tmp_path):
 
 
 def test_failed_save_keeps_file_edits_and_recovery(tmp_path, monkeypatch):
-    from napari_stimage import annotation as anno_mod
+    from napari_stimage import storage as storage_mod
     from napari_stimage.errors import SlideError
 
     path = tmp_path / "S_anno.csv"
@@ -242,7 +242,7 @@ def test_failed_save_keeps_file_edits_and_recovery(tmp_path, monkeypatch):
         handle.write(data[:10])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(anno_mod, "_write_payload", disk_full)
+    monkeypatch.setattr(storage_mod, "write_payload", disk_full)
     with pytest.raises(SlideError, match="No space left"):
         editor.save()
     assert path.read_bytes() == BASE and editor.dirty

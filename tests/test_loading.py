@@ -80,7 +80,7 @@ def test_cancel_from_the_progress_bar_stops_the_load(make_napari_viewer, qtbot, 
 
     started = threading.Event()
 
-    def slow_expression(path, progress=None, cancel=None):
+    def slow_expression(path, progress=None, cancel=None, notes=None):
         started.set()
         while not cancel():  # a long parse that checks for cancellation between blocks
             progress(1, 100)

@@ -49,7 +49,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import bins
-from .annotation import AnnotationChangedOnDisk
+from .annotation import AnnotationChangedOnDisk, AnnotationDeletedOnDisk
 from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
 from .layers import slide_of
 from .selection import SpotIndex, points_in_polygon, points_in_rectangle
@@ -796,6 +796,17 @@ class CurateWidget(QWidget):
 
     def _save_failed(self, editor, job, exc) -> None:
         self._update_state()
+        if isinstance(exc, AnnotationDeletedOnDisk):
+            choice = self.ask(
+                "File deleted on disk",
+                f"{job.path} was deleted since it was loaded.\nCreate it again with your labels?",
+                ("Re-create", "Save elsewhere…", "Cancel"),
+            )
+            if choice == "Save elsewhere…":
+                self.save_as()
+            elif choice == "Re-create":
+                self.save(job.path, force=True)
+            return
         if isinstance(exc, AnnotationChangedOnDisk):
             choice = self.ask(
                 "File changed on disk",

@@ -16,24 +16,25 @@ UTF-8) and the writer emits unedited records verbatim:
 the file did not list, and leaves rows of other spots (also unknown spots) as they were.
 New files get the header `,label` (empty first cell, label column `DEFAULT_LABEL_COLUMN`);
 `LabelEditor` writes them with one row per spot, unlabelled spots with an empty label cell.
-Writes are atomic (temporary file in the same folder, fsync, `os.replace`) and keep the
+Writes are atomic (`storage.atomic_write_bytes`, through symlinks), locked against other
+processes (`storage.file_lock`, the changed-on-disk check runs under the lock) and keep the
 previous version next to the file as `{name}.bak`, and the first version ever replaced as
 `{name}.orig`. `write_annotation(..., expected=...)`
-raises `AnnotationChangedOnDisk` instead of overwriting a file someone else changed.
+raises `AnnotationChangedOnDisk` instead of overwriting a file someone else changed, and
+`AnnotationDeletedOnDisk` instead of re-creating one someone deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import SlideError
+from .storage import atomic_write_bytes, file_lock, real_target
 
 MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan", "N/A", "<NA>"})
 DEFAULT_LABEL_COLUMN = "label"
@@ -56,8 +57,18 @@ def reads_as_missing(label: str) -> bool:
 class AnnotationChangedOnDisk(SlideError):
     """The annotation file was changed by something else since it was loaded; nothing was written."""
 
+    def __init__(self, path: str | Path, problem: str | None = None):
+        super().__init__(path, problem or (
+            "the file was changed on disk (by another program or curator) since it was loaded; "
+            "not overwritten, so their edits are not lost (save elsewhere, or reload)"
+        ))
+
+
+class AnnotationDeletedOnDisk(AnnotationChangedOnDisk):
+    """The annotation file was deleted since it was loaded; it is not silently re-created."""
+
     def __init__(self, path: str | Path):
-        super().__init__(path, "the file changed on disk since it was loaded; not overwritten (save elsewhere?)")
+        super().__init__(path, "the file was deleted on disk since it was loaded; not re-created without asking")
 
 
 @dataclass(frozen=True)
@@ -326,14 +337,32 @@ def read_annotation(path: str | Path) -> AnnotationTable:
     return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns))
 
 
+def _decode(data: bytes, path: Path | None) -> tuple[str, str]:
+    """The file's text and the one encoding its new labels are written in.
+
+    UTF-8, with stray bytes that are not UTF-8 kept as they are (`surrogateescape`: they
+    round-trip unchanged and the other labels stay readable). A file without a single UTF-8
+    multi-byte character but with other high bytes is an old Windows export: Latin-1, which
+    maps every byte. UTF-16 and NUL bytes are refused: they would silently lose labels.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:200].count(b"\x00") > len(data[:200]) // 4:
+        raise SlideError(path, "the annotation file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8) and open it again")
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise SlideError(path, f"line {line} contains a NUL byte (a damaged or binary file); labels would be lost")
+    text = data.decode(_ENCODING, _ERRORS)
+    if _STRAY_BYTE.search(text) is None or _UTF8_CHARACTER.search(text) is not None:
+        return text, _ENCODING  # UTF-8, perhaps with a few stray bytes kept as they were
+    return data.decode("latin-1"), "latin-1"
+
+
+_STRAY_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
+_UTF8_CHARACTER = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
 def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None) -> AnnotationTable:
     path = Path(path) if path is not None else None
-    try:
-        text, encoding = data.decode(_ENCODING), _ENCODING
-    except UnicodeDecodeError:
-        # Not UTF-8: read it as Latin-1, which maps every byte, so rows round-trip byte for byte
-        # and new labels are written in the file's own encoding.
-        text, encoding = data.decode("latin-1"), "latin-1"
+    text, encoding = _decode(data, path)
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]
@@ -386,44 +415,6 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
     )
 
 
-# -- atomic writing -----------------------------------------------------------------------------
-def _write_payload(handle, data: bytes) -> None:
-    """Write `data` in chunks (a seam for tests that interrupt a save halfway)."""
-    view = memoryview(data)
-    for start in range(0, len(view), 1 << 20):
-        handle.write(view[start : start + (1 << 20)])
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes, mode_from: Path | None = None) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _write_payload(handle, data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode_from is not None and mode_from.exists():
-            os.chmod(tmp, mode_from.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def backup_path(path: str | Path) -> Path:
     """The previous version, replaced at every save."""
     path = Path(path)
@@ -450,23 +441,30 @@ def write_annotation(
     `{name}.bak`, and the very first version napari-stimage replaced as `{name}.orig` (never
 overwritten). On any error the file at `path` is left as it was.
     """
-    path = Path(path if path is not None else table.path)
-    if path is None:
+    if path is None and table.path is None:
         raise ValueError("write_annotation needs a path for a table that was not read from a file")
+    path = Path(path if path is not None else table.path)
+    target = real_target(path)  # a symlinked annotation: its target gets the edits, the link stays
     data = table.to_bytes()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        current = Fingerprint.of_file(path)
-        if check_changed and expected is not None and current is not None and not expected.same_content(current):
-            raise AnnotationChangedOnDisk(path)
-        if backup and current is not None:
-            previous = path.read_bytes()
-            if not original_path(path).exists():  # the file as first found, never overwritten
-                _atomic_write_bytes(original_path(path), previous, mode_from=path)
-            _atomic_write_bytes(backup_path(path), previous, mode_from=path)
-        _atomic_write_bytes(path, data, mode_from=path)
-        return Fingerprint.of_bytes(data, path.stat().st_mtime_ns)
-    except AnnotationChangedOnDisk:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The check and the write happen under one lock, so two curators saving at the same
+        # moment cannot both pass the check: the second one sees the first one's file.
+        with file_lock(target):
+            current = Fingerprint.of_file(target)
+            if check_changed and expected is not None:
+                if current is None:
+                    raise AnnotationDeletedOnDisk(path)
+                if not expected.same_content(current):
+                    raise AnnotationChangedOnDisk(path)
+            if backup and current is not None:
+                previous = target.read_bytes()
+                if not original_path(target).exists():  # the file as first found, never overwritten
+                    atomic_write_bytes(original_path(target), previous, mode_from=target)
+                atomic_write_bytes(backup_path(target), previous, mode_from=target)
+            atomic_write_bytes(target, data)
+            return Fingerprint.of_bytes(data, target.stat().st_mtime_ns)
+    except SlideError:
         raise
     except OSError as exc:
         raise SlideError(path, f"cannot write the annotation file ({exc})") from exc

@@ -9,7 +9,7 @@ Expression cache, format version 1
 One folder per count file: `<cache>/expression-v1/<sha1 of the absolute source path>/` holding
 
 - `meta.json`: `{"format": "napari-stimage-expression", "version": 1, "source": ...,
-  "fingerprint": {"size", "mtime_ns", "head_tail_sha256"}, "shape": [spots, genes], "nnz",
+  "fingerprint": {"version", "size", "mtime_ns", "inode", "ctime_ns", "sampled_sha256"}, "shape": [spots, genes], "nnz",
   "checksums": {file: crc32}}`. It is written last, so a folder without it is incomplete.
 - `indptr.npy` (int64, genes + 1), `indices.npy` (int32 spot rows), `data.npy` (float32):
   the counts as a CSC matrix, one contiguous run per gene.
@@ -17,8 +17,12 @@ One folder per count file: `<cache>/expression-v1/<sha1 of the absolute source p
 - `total_counts.npy`, `n_genes.npy` (per spot), `log1p_var.npy` (per gene): summaries computed
   while streaming, so opening a 600,000-bin slide never rescans the matrix.
 
-A cache is used only when its version, the source's fingerprint (size, mtime and a hash of its
-first and last MiB), every file's presence, shape and CRC32 agree; otherwise it is rebuilt.
+A cache is used only when its version, the source's fingerprint (`storage.file_fingerprint`:
+size, mtime, inode, ctime and a hash of blocks sampled across the whole file), every file's
+presence and CRC32 (whatever the size) and the CSC invariants (dtypes, shapes, monotone
+`indptr`, row indices within the spots) agree; otherwise it is rebuilt. Nothing read from a
+cache reaches scipy's native code before these checks. A build writes a private temporary
+folder and publishes it with one rename; a finished cache is never deleted under a reader.
 Arrays are opened memory-mapped, so re-opening costs little whatever the slide's size.
 
 Building streams the CSV in blocks (`expression.iter_count_blocks`): each block's non-zeros are
@@ -28,27 +32,37 @@ Peak memory is a few blocks plus one merge range, independent of the file size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .errors import SlideError
+from .storage import (
+    TEMP_MARK,
+    file_fingerprint,
+    remove_stale_temp_files,
+    temp_dir_next_to,
+)
+
 CACHE_ENV = "NAPARI_STIMAGE_CACHE"
 DATA_ENV = "NAPARI_STIMAGE_DATA"
 CONFIG_ENV = "NAPARI_STIMAGE_CONFIG"
 FORMAT_NAME = "napari-stimage-expression"
 FORMAT_VERSION = 1
-_HEAD_TAIL_BYTES = 1 << 20
 _MERGE_BUDGET_NNZ = 24 << 20  # non-zeros merged at once: ~200 MB of indices + data + positions
-_VERIFY_CRC_UP_TO = 1 << 30  # bytes; larger caches are checked by size and structure only
 
 ProgressCallback = Callable[[int, int], None]
+
+
+class CacheUnavailable(SlideError):
+    """A folder napari-stimage keeps files in cannot be created or written (the message names it)."""
 
 
 def _user_dir(env: str, kind: str) -> Path:
@@ -59,8 +73,37 @@ def _user_dir(env: str, kind: str) -> Path:
         import platformdirs
 
         path = Path(getattr(platformdirs, f"user_{kind}_dir")("napari-stimage"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(path))
+    except OSError as exc:
+        raise CacheUnavailable(path, f"cannot use this {kind} folder ({exc.strerror or exc}); set {env} to another folder") from exc
     return path
+
+
+def unusable_folder_note(exc: BaseException, what: str) -> str:
+    """One line for a slide's notes: which folder failed, why, and what was done instead."""
+    folder = getattr(exc, "filename", None) or getattr(exc, "path", None)
+    reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or str(exc)
+    return f"{what}: {folder} cannot be written ({reason})"
+
+
+_cleaned_once = False
+
+
+def remove_stale_temp_files_once() -> None:
+    """At the first slide opened in a process: delete work folders and temporary files that
+    killed processes left in the cache and recovery folders (`storage.remove_stale_temp_files`)."""
+    global _cleaned_once
+    if _cleaned_once:
+        return
+    _cleaned_once = True
+    for folder in (cache_dir, lambda: data_dir() / "recovery"):
+        try:
+            remove_stale_temp_files(folder())
+        except (OSError, CacheUnavailable):
+            continue
 
 
 def cache_dir() -> Path:
@@ -80,16 +123,8 @@ def config_dir() -> Path:
 
 
 def fingerprint(path: str | Path) -> dict:
-    """What identifies a source file's content cheaply: size, mtime and a hash of its ends."""
-    path = Path(path)
-    st = path.stat()
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        digest.update(fh.read(_HEAD_TAIL_BYTES))
-        if st.st_size > _HEAD_TAIL_BYTES:
-            fh.seek(max(st.st_size - _HEAD_TAIL_BYTES, _HEAD_TAIL_BYTES))
-            digest.update(fh.read(_HEAD_TAIL_BYTES))
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": digest.hexdigest()}
+    """What identifies a source file's content cheaply (`storage.file_fingerprint`)."""
+    return file_fingerprint(path)
 
 
 def _source_key(path: Path) -> str:
@@ -119,43 +154,61 @@ class CacheInvalid(Exception):
     """The cache folder is stale, incomplete or corrupt (the message says which)."""
 
 
-def _read_valid_meta(folder: Path, source: Path, check_fingerprint: bool = True) -> dict:
+def _read_meta_object(path: Path) -> dict:
+    """A cache's meta.json as a dict, or `CacheInvalid` (unreadable, not JSON, not an object)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CacheInvalid(f"no readable meta.json ({exc})") from exc
+        raise CacheInvalid(f"no readable {path.name} ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CacheInvalid(f"{path.name} is not a JSON object")
+    return meta
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _read_valid_meta(folder: Path, source: Path, check_fingerprint: bool = True) -> dict:
+    meta = _read_meta_object(folder / "meta.json")
     if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
         raise CacheInvalid("other format or version")
+    shape, checksums = meta.get("shape"), meta.get("checksums")
+    if not (
+        isinstance(shape, list) and len(shape) == 2 and all(_is_count(v) for v in shape)
+        and _is_count(meta.get("nnz")) and isinstance(checksums, dict)
+        and set(checksums) == set(_ARRAY_FILES) and all(_is_count(v) for v in checksums.values())
+    ):
+        raise CacheInvalid("meta.json has missing or wrong-typed fields")
     if check_fingerprint and meta.get("fingerprint") != fingerprint(source):
         raise CacheInvalid("the source file changed")
-    total = 0
     for name in _ARRAY_FILES:
         if not (folder / name).is_file():
             raise CacheInvalid(f"{name} is missing")
-        total += (folder / name).stat().st_size
-    if total <= _VERIFY_CRC_UP_TO:
-        for name, crc in meta.get("checksums", {}).items():
-            if _crc32_file(folder / name) != crc:
-                raise CacheInvalid(f"{name} is corrupt (checksum)")
+    # Every file, whatever its size: a flipped byte must never reach native code unseen.
+    for name, crc in checksums.items():
+        if _crc32_file(folder / name) != crc:
+            raise CacheInvalid(f"{name} is corrupt (checksum)")
     return meta
 
 
 def is_cache_valid(source: str | Path) -> bool:
     try:
-        _read_valid_meta(expression_cache_path(source), Path(source))
-    except (CacheInvalid, OSError):
+        load_cached_expression(source)
+    except (CacheInvalid, OSError, ValueError):
         return False
     return True
 
 
-def load_cached_expression(source: str | Path):
-    """The cached `Expression` of a count file, or raise `CacheInvalid`."""
+def load_cached_expression(source: str | Path, folder: Path | None = None):
+    """The cached `Expression` of a count file (from its cache folder, or `folder`), or raise
+    `CacheInvalid`."""
     import scipy.sparse as sp
 
     from .expression import Expression
 
     source = Path(source)
-    folder = expression_cache_path(source)
+    folder = expression_cache_path(source) if folder is None else folder
     meta = _read_valid_meta(folder, source)
     try:
         n_spots, n_genes = meta["shape"]
@@ -173,11 +226,9 @@ def load_cached_expression(source: str | Path):
         stats = {name: load(f"{name}.npy") for name in ("total_counts", "n_genes", "log1p_var")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CacheInvalid(f"unreadable array ({exc})") from exc
-    if (
-        indptr.shape != (n_genes + 1,) or int(indptr[0]) != 0 or int(indptr[-1]) != nnz
-        or indices.shape != (nnz,) or data.shape != (nnz,) or len(spot_ids) != n_spots
-        or len(gene_names) != n_genes or np.any(np.diff(indptr) < 0)
-        or any(len(v) != (n_genes if k == "log1p_var" else n_spots) for k, v in stats.items())
+    _check_structure(indptr, indices, data, n_spots, n_genes, nnz)
+    if len(spot_ids) != n_spots or len(gene_names) != n_genes or len(raw_gene_names) != n_genes or any(
+        v.shape != ((n_genes,) if k == "log1p_var" else (n_spots,)) for k, v in stats.items()
     ):
         raise CacheInvalid("arrays do not fit together")
     matrix = sp.csc_matrix((n_spots, n_genes), dtype=np.float32)
@@ -193,6 +244,21 @@ def load_cached_expression(source: str | Path):
     )
 
 
+def _check_structure(indptr, indices, data, n_spots: int, n_genes: int, nnz: int) -> None:
+    """The CSC invariants scipy's native code relies on without checking (out-of-range indices
+    read and write outside the arrays): dtypes, shapes, monotone pointers, index bounds."""
+    if (
+        indptr.dtype != np.int64 or indices.dtype != np.int32 or data.dtype != np.float32
+        or indptr.shape != (n_genes + 1,) or indices.shape != (nnz,) or data.shape != (nnz,)
+        or n_spots >= 2**31
+    ):
+        raise CacheInvalid("arrays have wrong types or shapes")
+    if int(indptr[0]) != 0 or int(indptr[-1]) != nnz or np.any(indptr[1:] < indptr[:-1]):
+        raise CacheInvalid("column pointers are not monotone from 0 to nnz")
+    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= n_spots):
+        raise CacheInvalid("row indices out of range")
+
+
 def _write_npy(path: Path, array: np.ndarray) -> None:
     np.save(path, array, allow_pickle=False)
 
@@ -205,17 +271,16 @@ def build_expression_cache(
 ) -> Path:
     """Stream a count CSV into its cache folder (see the module doc); returns the folder.
 
-    Raises `expression.Cancelled` when `cancel()` turns True (nothing is left behind) and
-    `SlideError` for a malformed file.
+    Raises `expression.Cancelled` when `cancel()` turns True (nothing is left behind),
+    `SlideError` for a malformed file and `OSError`/`CacheUnavailable` when the cache folder
+    cannot be written.
     """
-    from .errors import SlideError
     from .expression import iter_count_blocks, make_unique
 
     source = Path(source)
     final = expression_cache_path(source)
     final.parent.mkdir(parents=True, exist_ok=True)
-    work = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    work.mkdir()
+    work = temp_dir_next_to(final)  # private: concurrent builders never share files
     total_bytes = max(source.stat().st_size, 1)
     source_print = fingerprint(source)
 
@@ -291,17 +356,38 @@ def build_expression_cache(
         (work / "meta.json").write_text(json.dumps(meta, indent=1))
         if fingerprint(source) != source_print:
             raise SlideError(source, "the count file changed while it was being read")
-        shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.rename(work, final)
-        except OSError:  # another process finished the same cache first: keep theirs
-            shutil.rmtree(work, ignore_errors=True)
+        _publish(work, final, source)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     if progress is not None:
         progress(total_bytes, total_bytes)
     return final
+
+
+def _publish(work: Path, final: Path, source: Path) -> None:
+    """Make `work` the cache with one rename. A valid cache another process finished first is
+    kept (it may be open); a stale or broken one is renamed aside before it is deleted, so a
+    reader never sees a half-deleted folder."""
+    try:
+        load_cached_expression(source, final)
+    except (CacheInvalid, OSError, ValueError):
+        pass
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    if final.exists() or final.is_symlink():
+        aside = final.with_name(f".{final.name}.old{os.getpid()}{TEMP_MARK}")
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(final, aside)  # a file or folder in the way, or a stale cache
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
+    try:
+        os.rename(work, final)
+    except OSError:  # another process published in between: keep theirs
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _merge_spill(work: Path, block_counts, spill_offsets, indptr: np.ndarray, cancel) -> None:
@@ -350,16 +436,26 @@ def load_expression_cached(
     source: str | Path,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    notes: list[str] | None = None,
 ):
-    """The `Expression` of a count file through the cache: built on first use or when stale."""
-    try:
-        return load_cached_expression(source)
-    except (CacheInvalid, OSError):
-        pass
-    build_expression_cache(source, progress, cancel)
-    try:
-        return load_cached_expression(source)
-    except CacheInvalid as exc:  # e.g. the source changed again in between
-        from .errors import SlideError
+    """The `Expression` of a count file through the cache: built on first use or when stale.
 
+    When the cache folder cannot be used (read-only, full, a file in its way) the counts are
+    read into memory instead and a line saying so is appended to `notes`.
+    """
+    from .expression import read_count_csv
+
+    try:
+        return load_cached_expression(source)
+    except (CacheInvalid, OSError, ValueError):
+        pass
+    try:
+        build_expression_cache(source, progress, cancel)
+    except (OSError, CacheUnavailable) as exc:  # the cache side failed: the source was readable
+        if notes is not None:
+            notes.append(unusable_folder_note(exc, "expression not cached, read into memory"))
+        return read_count_csv(source, progress, cancel)
+    try:
+        return load_cached_expression(source)
+    except (CacheInvalid, OSError, ValueError) as exc:  # e.g. the source changed again in between
         raise SlideError(source, f"the expression cache could not be used ({exc})") from exc

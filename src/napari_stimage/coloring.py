@@ -314,20 +314,23 @@ def _config_file(name: str) -> Path:
 def _existing_preferences(name: str) -> Path:
     """The preferences file to read: the config folder's, else one an older version left in
     the cache folder (it moves to the config folder on the next save)."""
-    from .cache import cache_dir
+    from .cache import CacheUnavailable, cache_dir
 
     path = _config_file(name)
     if path.exists():
         return path
-    legacy = cache_dir() / name
+    try:
+        legacy = cache_dir() / name
+    except CacheUnavailable:  # no usable cache folder, so no legacy file in it either
+        return path
     return legacy if legacy.exists() else path
 
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)  # atomic: two napari windows never see half a file
+    from .storage import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))  # two windows never see half a file
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,15 +45,17 @@ def _image_needs_pyramid(path: Path | None) -> bool:
 
 
 def slide_is_converted(paths: SlidePaths) -> bool:
-    """True when every cache this slide needs exists and is valid."""
+    """True when every cache this slide needs exists and is valid (False when that cannot be
+    told: the slide is then converted, and its error reported, like any other)."""
     from .cache import is_cache_valid
     from .images import pyramid_is_valid
 
-    if paths.count is not None and not is_cache_valid(paths.count):
+    try:
+        if paths.count is not None and not is_cache_valid(paths.count):
+            return False
+        return not (_image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image))
+    except Exception:  # one odd slide must not stop a 1,149-slide run
         return False
-    if _image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image):
-        return False
-    return True
 
 
 def convert_slide(
@@ -139,8 +141,9 @@ def convert_tree(
     `jobs` > 1 runs that many local worker processes; `scheduler` (a Dask scheduler address,
     or a `distributed.Client`) runs the slides on a Dask cluster instead.
     """
-    from .cache import cache_dir
+    from .cache import cache_dir, remove_stale_temp_files_once
 
+    remove_stale_temp_files_once()  # work folders of an earlier run that was killed
     slides = find_slides(root)
     todo = [s for s in slides if not slide_is_converted(s)]
     skipped = len(slides) - len(todo)

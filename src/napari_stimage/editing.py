@@ -27,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
+import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,9 @@ from .annotation import (
     reads_as_missing,
     write_annotation,
 )
+from .errors import SlideError, StorageWarning
 from .labels import is_unlabelled, label_categories
+from .storage import atomic_write_bytes
 
 EDITOR_KEY = "stimage_label_editor"
 DEFAULT_MAX_UNDO = 500
@@ -157,6 +159,7 @@ class LabelEditor:
         self._saved_reachable = True
         self._views: list[View] = []
         self._same_id = self._repeated_id_groups()
+        self.recovery_off: str | None = None  # why recovery files cannot be written, once it failed
 
     @classmethod
     def from_slide(cls, slide, **kwargs) -> LabelEditor:
@@ -434,7 +437,24 @@ class LabelEditor:
     # -- recovery ------------------------------------------------------------------------------
     @property
     def recovery_path(self) -> Path | None:
-        return recovery_path_for(self.path) if self.path is not None else None
+        if self.path is None or self.recovery_off is not None:
+            return None
+        try:
+            return recovery_path_for(self.path)
+        except (OSError, SlideError) as exc:
+            self._turn_recovery_off(exc)
+            return None
+
+    def _turn_recovery_off(self, exc: BaseException) -> None:
+        """The recovery folder cannot be written (read-only, full): editing goes on, the user is
+        told once (napari shows warnings as notifications), saving is unaffected."""
+        if self.recovery_off is None:
+            self.recovery_off = str(exc)
+            warnings.warn(
+                StorageWarning(f"recovery of unsaved labels is off for {self.slide_name or self.path}: "
+                               f"cannot write the recovery folder ({exc}); save often"),
+                stacklevel=3,
+            )
 
     def _write_recovery(self) -> None:
         if not self.autosave or self.recovery_path is None:
@@ -449,33 +469,44 @@ class LabelEditor:
             "saved_at": time.time(),
             "labels": self.changes(),
         }
-        target = self.recovery_path
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".recovery.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-                json.dump(payload, handle, ensure_ascii=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            atomic_write_bytes(self.recovery_path, json.dumps(payload, ensure_ascii=True).encode("ascii"))
+        except OSError as exc:
+            self._turn_recovery_off(exc)
 
     def discard_recovery(self) -> None:
-        if self.recovery_path is not None:
-            self.recovery_path.unlink(missing_ok=True)
+        path = self.recovery_path
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # never fails a save that already wrote the annotation
+                self._turn_recovery_off(exc)
 
     def find_recovery(self) -> Recovery | None:
-        """Unsaved edits left by an earlier session for this annotation path, if any."""
+        """Unsaved edits left by an earlier session for this annotation path, if any.
+
+        An unreadable or malformed recovery file is renamed `*.corrupt-<time>.json` (kept for a
+        human, never offered) and reported with a `StorageWarning`."""
         path = self.recovery_path
         if path is None or not path.exists():
             return None
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             labels = {str(k): (None if v is None else str(v)) for k, v in payload["labels"].items()}
-            return Recovery(path, payload["annotation_path"], payload.get("slide", ""), float(payload["saved_at"]), labels)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # unreadable: leave it for a human, do not offer garbage
+            return Recovery(path, str(payload["annotation_path"]), str(payload.get("slide", "")),
+                            float(payload["saved_at"]), labels)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = path.with_name(f"{path.stem}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            try:
+                os.replace(path, aside)
+            except OSError:
+                aside = path
+            warnings.warn(
+                StorageWarning(f"the recovery file of {self.path} is unreadable ({type(exc).__name__}: {exc}); "
+                               f"set aside as {aside}"),
+                stacklevel=2,
+            )
+            return None
 
     def apply_recovery(self, recovery: Recovery) -> int:
         """Re-apply recovered edits as undoable steps (one per label); returns spots changed.

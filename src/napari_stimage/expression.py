@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import SlideError
+from .errors import SlideError, reading
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -143,11 +143,10 @@ class Expression:
 def read_count_header(path: str | Path) -> tuple[str, list[str]]:
     """The id header cell and the gene names of a count CSV, as written."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SlideError(path, f"cannot read the count file header ({exc})") from exc
+    with reading(path, "count file header"), open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        with reading(path, "count file header", reader):
+            header = next(reader, None)
     if not header or len(header) < 2:
         raise SlideError(path, "the count file has no header row with gene names")
     return header[0], header[1:]
@@ -194,8 +193,26 @@ def _parse_lines(path: Path, data: bytes, n_genes: int, first_row: int, first_li
         data += b"\n"
     block = _parse_lines_fast(data, n_genes, first_row)
     if block is None:
-        block = _parse_lines_exact(path, data, n_genes, first_row, first_line_no)
+        with np.errstate(over="ignore"):  # 1e300 becomes inf in float32: _check_counts reports it
+            block = _parse_lines_exact(path, data, n_genes, first_row, first_line_no)
+    _check_counts(path, block, first_line_no)
     return block
+
+
+MAX_COUNT = 1e9  # more reads than any spot or bin can hold: a corrupt or mislabelled file
+
+
+def _check_counts(path: Path, block: CountBlock, first_line_no: int) -> None:
+    """Counts are finite, non-negative and below `MAX_COUNT`, whatever path parsed them (they
+    decide which genes are shown by default, so a bad one must not pass silently)."""
+    bad = ~np.isfinite(block.values) | (block.values < 0) | (block.values > MAX_COUNT)
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad)[0])
+    value = float(block.values[i])
+    why = "not a finite number" if not np.isfinite(value) else "negative" if value < 0 else f"above {MAX_COUNT:g}"
+    line = first_line_no + int(block.rows[i] - block.first_row)
+    raise _line_number_error(path, line, f"count {value:g} in gene column {int(block.cols[i]) + 2} is {why}")
 
 
 _FIELD_WINDOW = 10  # bytes looked at from the start of a non-zero cell (`1234567.0,`)
@@ -442,7 +459,10 @@ def _parse_lines_slow(path: Path, data: bytes, n_genes: int, first_row: int, fir
     """Quoted cells: the csv module, line by line (only for files the fast path cannot split)."""
     text = data.decode("utf-8")
     ids, rows, cols, vals = [], [], [], []
-    for k, cells in enumerate(csv.reader(io.StringIO(text))):
+    reader = csv.reader(io.StringIO(text), strict=True)
+    with reading(path, "count file", reader):
+        records = list(reader)
+    for k, cells in enumerate(records):
         if len(cells) != n_genes + 1:
             raise _line_number_error(
                 path, first_line_no + k, f"{len(cells)} cells, expected {n_genes + 1}: truncated or malformed"
@@ -483,7 +503,11 @@ def iter_count_blocks(
     _, raw_genes = read_count_header(path)
     n_genes = len(raw_genes)
     total = max(path.stat().st_size, 1)
-    header_bytes = _header_length(path)
+    with reading(path, "count file"), open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    # old Mac line endings (CR only): read as if they were LF, block by block
+    cr_only = b"\r" in head and b"\n" not in head
+    header_bytes = head.index(b"\r") + 1 if cr_only else _header_length(path)
 
     def blocks():
         done = header_bytes
@@ -498,6 +522,8 @@ def iter_count_blocks(
                 chunk = fh.read(block_size)
                 if not chunk:
                     break
+                if cr_only:
+                    chunk = chunk.replace(b"\r", b"\n")
                 data = carry + chunk if carry else chunk
                 cut = data.rfind(b"\n")
                 if cut < 0:  # a line longer than the block: keep reading

@@ -4,13 +4,15 @@ Files are named `.png` but hold PNG, JPEG or TIFF. TIFFs open lazily through tif
 zarr store (one array per pyramid level). Small PNG/JPEG are decoded with PIL (its
 decompression-bomb limit lifted, since real slides exceed it). Large PNG/JPEG (over
 `PYRAMID_MIN_PIXELS`) are converted once into a tiled pyramidal TIFF in the cache
-(`<cache>/images-v1/<sha1 of the source path>.tif` + `.json` holding the source fingerprint),
+(`<cache>/images-v1/<sha1 of the source path>.tif` + `.json` holding the source's and the
+pyramid's own fingerprints, `storage.file_fingerprint`),
 streaming with libvips (pyvips) so memory stays small even past 2^31 pixels; without libvips
 the fallback decodes with PIL and writes the pyramid with tifffile (needs the whole image in RAM).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,25 +72,66 @@ def _tiff_levels(path: Path) -> list:
     levels = [lvl for lvl in levels if lvl.ndim >= 2]
     if levels and levels[0].ndim == 3 and levels[0].shape[0] in (3, 4) and levels[0].shape[-1] not in (3, 4):
         levels = [normalise_rgb(np.asarray(lvl)) for lvl in levels]
-    return levels
+    return _as_rgb8(levels)
 
 
-def read_image(path: str | Path, progress=None, cancel=None) -> list:
+def _as_rgb8(levels: list) -> list:
+    """Levels as 8-bit RGB (or grey), lazily: alpha dropped, 12/16-bit and float scaled to 0..255.
+
+    napari shows RGB of other dtypes against the dtype's full range (a 12-bit slide in uint16
+    looks black); the range is taken from a strided sample of the smallest level.
+    """
+    first = levels[0]
+    alpha = first.ndim == 3 and first.shape[-1] == 4
+    dtype = np.dtype(first.dtype)
+    if dtype == np.uint8 and not alpha:
+        return levels
+    import dask.array as da
+
+    top = 255.0
+    if dtype != np.uint8:
+        small = levels[-1]
+        step = max(1, int(np.sqrt(small.shape[0] * small.shape[1] / 1e6)))
+        sample = np.nan_to_num(np.asarray(small[::step, ::step]), nan=0.0)
+        high = float(sample.max()) if sample.size else 0.0
+        if dtype.kind == "f":
+            top = 1.0 if high <= 1.0 else 255.0
+        elif high >= 256:
+            top = 4095.0 if high < 4096 else float(np.iinfo(dtype).max) if dtype.kind in "ui" else 255.0
+    out = []
+    for level in levels:
+        lazy = da.from_zarr(level) if not isinstance(level, np.ndarray) else da.from_array(level)
+        if alpha:
+            lazy = lazy[..., :3]
+        if dtype != np.uint8:
+            scaled = da.nan_to_num(lazy.astype(np.float32)) * np.float32(255.0 / top) + np.float32(0.5)
+            lazy = da.clip(scaled, 0, 255).astype(np.uint8)
+        out.append(lazy)
+    return out
+
+
+def read_image(path: str | Path, progress=None, cancel=None, notes: list[str] | None = None) -> list:
     """The image as a list of pyramid levels, largest first (a single level for small images).
 
     Large PNG/JPEG go through the cached pyramid (built on first use, with `progress(done,
-    total)`; `cancel()` aborts the build).
+    total)`; `cancel()` aborts the build). When the cache folder cannot be written the image
+    is decoded into memory instead and a line saying so is appended to `notes`.
     """
     path = Path(path)
     kind = sniff_image_format(path)
     if kind is None:
         raise SlideError(path, "not a PNG, JPEG or TIFF image (unrecognised file signature)")
+    shape = check_declared_size(path)
     try:
         if kind in ("png", "jpeg"):
-            shape = image_shape(path)
             if shape is not None and shape[0] * shape[1] >= PYRAMID_MIN_PIXELS:
-                pyramid = ensure_pyramid(path, progress=progress, cancel=cancel)
-                return _tiff_levels(pyramid)
+                from .cache import CacheUnavailable, unusable_folder_note
+
+                try:
+                    return _tiff_levels(ensure_pyramid(path, progress=progress, cancel=cancel))
+                except (OSError, CacheUnavailable) as exc:  # the cache side: decode in memory below
+                    if notes is not None:
+                        notes.append(unusable_folder_note(exc, "image pyramid not cached, decoded into memory"))
         if kind == "tiff":
             levels = _tiff_levels(path)
             if not levels:
@@ -110,6 +153,41 @@ def read_image(path: str | Path, progress=None, cancel=None) -> list:
         if isinstance(exc, Cancelled):
             raise
         raise SlideError(path, f"cannot decode the {kind.upper()} image ({exc})") from exc
+
+
+MAX_PIXELS_ENV = "NAPARI_STIMAGE_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 20_000_000_000  # 2e10: twice the largest slides' 100,000 x 100,000
+MAX_COMPRESSION_RATIO = 4000  # raw RGB bytes per file byte; deflate tops out near 1,032
+
+
+def max_pixels() -> int:
+    """The largest image (height x width) opened: `NAPARI_STIMAGE_MAX_PIXELS` or the default."""
+    try:
+        return int(float(os.environ.get(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def check_declared_size(path: str | Path) -> tuple[int, int] | None:
+    """The image's (height, width) from its header, refused before anything is decoded when it
+    exceeds `max_pixels()` or is more than the file's bytes could hold (a forged or cut header)."""
+    path = Path(path)
+    shape = image_shape(path)
+    if shape is None:
+        return None
+    pixels = int(shape[0]) * int(shape[1])
+    if pixels > max_pixels():
+        raise SlideError(
+            path, f"the image declares {shape[1]} x {shape[0]} pixels, above the limit of {max_pixels():,} "
+            f"(set {MAX_PIXELS_ENV} to open larger images)",
+        )
+    size = path.stat().st_size
+    if pixels * 3 > size * MAX_COMPRESSION_RATIO:
+        raise SlideError(
+            path, f"the image declares {shape[1]} x {shape[0]} pixels but the file has only {size:,} bytes: "
+            "its header is damaged or the file is truncated",
+        )
+    return shape
 
 
 def image_shape(path: str | Path) -> tuple[int, int] | None:
@@ -149,52 +227,59 @@ def pyramid_cache_path(source: str | Path) -> Path:
 
 
 def pyramid_is_valid(source: str | Path) -> bool:
-    """True when the cached pyramid exists, is complete and was made from this exact source."""
-    import json
-
-    from .cache import fingerprint
+    """True when the cached pyramid exists, is the one its meta file describes (the pyramid's own
+    fingerprint) and was made from this exact source (the source's fingerprint)."""
+    from .cache import CacheInvalid, _read_meta_object
+    from .storage import file_fingerprint
 
     tif = pyramid_cache_path(source)
     try:
-        meta = json.loads(tif.with_suffix(".json").read_text())
+        meta = _read_meta_object(tif.with_suffix(".json"))
         return (
             meta.get("version") == PYRAMID_FORMAT_VERSION
-            and meta.get("fingerprint") == fingerprint(source)
-            and tif.stat().st_size == meta.get("size")
+            and meta.get("fingerprint") == file_fingerprint(source)
+            and meta.get("pyramid_fingerprint") == file_fingerprint(tif)
         )
-    except (OSError, ValueError):
+    except (CacheInvalid, OSError, ValueError):
         return False
 
 
 def ensure_pyramid(source: str | Path, progress=None, cancel=None, force: bool = False) -> Path:
-    """The cached pyramidal TIFF of a PNG/JPEG, built when missing or stale."""
-    import json
-    import os
-    import uuid
+    """The cached pyramidal TIFF of a PNG/JPEG, built when missing or stale.
 
-    from .cache import fingerprint
+    Built into a private temporary file and renamed into place; when another process finished
+    a valid pyramid meanwhile, theirs is kept.
+    """
+    import json
+
+    from .storage import atomic_write_text, file_fingerprint, temp_name
 
     source = Path(source)
     out = pyramid_cache_path(source)
     if not force and pyramid_is_valid(source):
         return out
+    check_declared_size(source)
     out.parent.mkdir(parents=True, exist_ok=True)
-    before = fingerprint(source)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tif")
+    before = file_fingerprint(source)
+    tmp = temp_name(out)
+    open(tmp, "xb").close()  # a read-only cache folder fails here, as an OSError naming it
     try:
         try:
             _pyramid_with_vips(source, tmp, progress, cancel)
         except ImportError:
             _pyramid_with_pil(source, tmp, progress, cancel)
-        if fingerprint(source) != before:
+        if file_fingerprint(source) != before:
             raise SlideError(source, "the image changed while it was being converted")
+        if not force and pyramid_is_valid(source):
+            tmp.unlink()
+            return out
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     meta = {"version": PYRAMID_FORMAT_VERSION, "source": str(source.resolve()), "fingerprint": before,
-            "size": out.stat().st_size}
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+            "pyramid_fingerprint": file_fingerprint(out)}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=1))
     return out
 
 
@@ -211,7 +296,8 @@ def _pyramid_with_vips(source: Path, out: Path, progress, cancel) -> None:
     from .expression import Cancelled
 
     pyvips = _vips()
-    image = pyvips.Image.new_from_file(str(source), access="sequential")
+    # fail_on: a truncated or damaged file is an error, not a pyramid that ends in grey
+    image = pyvips.Image.new_from_file(str(source), access="sequential", fail_on="truncated")
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     if image.bands == 1:
@@ -238,7 +324,7 @@ def _pyramid_with_vips(source: Path, out: Path, progress, cancel) -> None:
     except pyvips.Error as exc:
         if cancelled:
             raise Cancelled(str(source)) from exc
-        raise SlideError(source, f"cannot convert the image to a pyramid ({exc})") from exc
+        raise SlideError(source, f"cannot convert the image to a pyramid in {out.parent} ({exc})") from exc
     if cancelled:
         raise Cancelled(str(source))
     if progress is not None:

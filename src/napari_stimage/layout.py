@@ -12,6 +12,7 @@ siblings (as in the dataset's `example/`) is accepted too.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class SlidePaths:
     annotation: Path | None = None
     tech: str | None = None
     root: Path | None = None
+    unusable: tuple[str, ...] = ()  # files in the way that are no files (folders, broken links)
 
     @property
     def default_annotation_path(self) -> Path:
@@ -62,6 +64,18 @@ def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def _unusable(*paths: Path) -> tuple[str, ...]:
+    """Why each of `paths` that exists but is no readable file cannot be used (a folder, a broken
+    symlink): the slide opens without it, and says so."""
+    out = []
+    for path in paths:
+        if path.is_symlink() and not path.exists():
+            out.append(f"{path} is a broken symlink (to {os.readlink(path)}); ignored")
+        elif path.exists() and not path.is_file():
+            out.append(f"{path} is a folder, not a file; ignored")
+    return tuple(out)
+
+
 def _looks_like_coord_file(path: Path) -> bool:
     """True when the first line is the dataset's coord header (`,yaxis,xaxis,r`)."""
     try:
@@ -78,14 +92,18 @@ def _from_tech_folder(tech_dir: Path, name: str) -> SlidePaths | None:
     if coord is None:
         return None
     root = tech_dir.parent
+    count = tech_dir / "gene_exp" / f"{name}{COUNT_SUFFIX}"
+    image = tech_dir / "image" / f"{name}{IMAGE_SUFFIX}"
+    annotation = root / "annotation" / f"{name}{ANNO_SUFFIX}"
     return SlidePaths(
         name=name,
         coord=coord,
-        count=_existing(tech_dir / "gene_exp" / f"{name}{COUNT_SUFFIX}"),
-        image=_existing(tech_dir / "image" / f"{name}{IMAGE_SUFFIX}"),
-        annotation=_existing(root / "annotation" / f"{name}{ANNO_SUFFIX}"),
+        count=_existing(count),
+        image=_existing(image),
+        annotation=_existing(annotation),
         tech=tech_dir.name if tech_dir.name in TECHNOLOGIES else None,
         root=root,
+        unusable=_unusable(count, image, annotation),
     )
 
 
@@ -93,12 +111,14 @@ def _from_flat_folder(folder: Path, name: str) -> SlidePaths | None:
     coord = _existing(folder / f"{name}{COORD_SUFFIX}")
     if coord is None or not _looks_like_coord_file(coord):
         return None
+    siblings = [folder / f"{name}{suffix}" for suffix in (COUNT_SUFFIX, IMAGE_SUFFIX, ANNO_SUFFIX)]
     return SlidePaths(
         name=name,
         coord=coord,
-        count=_existing(folder / f"{name}{COUNT_SUFFIX}"),
-        image=_existing(folder / f"{name}{IMAGE_SUFFIX}"),
-        annotation=_existing(folder / f"{name}{ANNO_SUFFIX}"),
+        count=_existing(siblings[0]),
+        image=_existing(siblings[1]),
+        annotation=_existing(siblings[2]),
+        unusable=_unusable(*siblings),
     )
 
 

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotation import _atomic_write_bytes, parse_label
-from .errors import SlideError
+from .annotation import parse_label
+from .errors import SlideError, reading
+from .storage import atomic_write_bytes
 
 BARCODE_HEADER = "Barcode"
 
@@ -47,7 +48,7 @@ def export_loupe(editor, path: str | Path, category: str | None = None) -> int:
     category = category or editor.table.label_column
     text = loupe_text(editor.spot_ids.tolist(), editor.labels.tolist(), editor.slide_name, category)
     try:
-        _atomic_write_bytes(path, text.encode("utf-8"))
+        atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise SlideError(path, f"cannot write the Loupe CSV ({exc})") from exc
     return text.count("\n") - 1
@@ -68,7 +69,10 @@ def read_loupe(path: str | Path, spot_ids: Sequence[str], slide_name: str) -> Lo
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise SlideError(path, f"cannot read the Loupe CSV ({exc})") from exc
-    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    # strict: an unclosed quote is an error, not a cell that swallows the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    with reading(path, "Loupe CSV", reader):
+        rows = [row for row in reader if row]
     if not rows or len(rows[0]) < 2:
         raise SlideError(path, "not a Loupe category CSV: expected a header 'Barcode,<Category>'")
     if rows[0][0].strip().lower() != BARCODE_HEADER.lower():

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .annotation import AnnotationTable, read_annotation
-from .errors import SlideError
+from .errors import SlideError, reading
 from .expression import Expression
 from .layout import SlidePaths, resolve_slide
 
@@ -39,6 +39,7 @@ class JoinReport:
     repeated_annotation_ids: list[str] = field(default_factory=list)
     annotation_not_in_coord: list[str] = field(default_factory=list)
     image_error: str | None = None  # the image could not be decoded: the spots open without it
+    notes: list[str] = field(default_factory=list)  # e.g. a cache folder that could not be written
 
     def messages(self) -> list[str]:
         def show(ids):
@@ -56,7 +57,7 @@ class JoinReport:
         messages = [f"{len(ids)} {what}: {show(ids)}" for ids, what in parts if ids]
         if self.image_error:
             messages.insert(0, f"image not shown: {self.image_error}")
-        return messages
+        return messages + self.notes
 
     def __bool__(self) -> bool:
         return bool(self.messages())
@@ -75,10 +76,8 @@ def _repeated(ids) -> list[str]:
 def read_coords(path: str | Path) -> pd.DataFrame:
     """Spots of a coord file: columns spot_id, y, x, r in file order (ids may repeat)."""
     path = Path(path)
-    try:
+    with reading(path, "coord file"):
         df = pd.read_csv(path, dtype={0: str}, keep_default_na=False, na_values=[""])
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SlideError(path, f"cannot parse the coord file ({exc})") from exc
     missing = [c for c in ("yaxis", "xaxis", "r") if c not in df.columns]
     if missing:
         raise SlideError(
@@ -92,17 +91,39 @@ def read_coords(path: str | Path) -> pd.DataFrame:
             "r": pd.to_numeric(df["r"], errors="coerce").to_numpy(np.float64),
         }
     )
-    bad = spots[["y", "x", "r"]].isna().any(axis=1)
-    if bad.any():
-        first = spots.loc[bad, "spot_id"].iloc[0]
-        raise SlideError(path, f"{int(bad.sum())} spot(s) have missing or non-numeric yaxis/xaxis/r (first: {first})")
     if spots.empty:
         raise SlideError(path, "the coord file has no spots")
+    _check_geometry(path, spots, df)
     return spots
 
 
+MAX_COORDINATE = 1e7  # pixels; the largest slide images are ~1e5 wide
+
+
+def _check_geometry(path: Path, spots: pd.DataFrame, cells: pd.DataFrame) -> None:
+    """Numeric, finite positions within +-`MAX_COORDINATE`, radii in 0..`MAX_COORDINATE`:
+    anything else would break napari (Qt overflow) and render later, far from its cause."""
+    for column, name in (("y", "yaxis"), ("x", "xaxis"), ("r", "r")):
+        values = spots[column].to_numpy(np.float64)
+        low = 0.0 if column == "r" else -MAX_COORDINATE
+        bad = ~np.isfinite(values) | (values < low) | (values > MAX_COORDINATE)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cell = cells[name].iloc[i]
+            what = "missing" if pd.isna(cell) or str(cell).strip() == "" else f"{str(cell)[:40]!r}"
+            raise SlideError(
+                path,
+                f"column {name}, line {i + 2} (spot {spots['spot_id'].iloc[i]}): {what} is not a "
+                f"{'radius' if column == 'r' else 'coordinate'} in {low:g}..{MAX_COORDINATE:g}"
+                f" ({int(bad.sum())} bad value(s) in this column)",
+            )
+
+
 def load_expression(
-    path: Path, progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None
+    path: Path,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    notes: list[str] | None = None,
 ) -> Expression:
     """The expression of a count file (the single place slides get their counts from).
 
@@ -110,7 +131,7 @@ def load_expression(
     """
     from .cache import load_expression_cached
 
-    return load_expression_cached(path, progress=progress, cancel=cancel)
+    return load_expression_cached(path, progress=progress, cancel=cancel, notes=notes)
 
 
 @dataclass
@@ -169,7 +190,7 @@ class Slide:
             if self.paths.image is not None:
                 from .images import read_image
 
-                levels = read_image(self.paths.image, progress=progress, cancel=cancel)
+                levels = read_image(self.paths.image, progress=progress, cancel=cancel, notes=self.report.notes)
             self.__dict__["image_levels"] = levels  # fills the cached_property
         return self.__dict__["image_levels"]
 
@@ -257,6 +278,16 @@ def _progress_share(progress: ProgressCallback | None, start: float, end: float)
     return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
 
 
+def _remove_stale_temp_files(paths: SlidePaths) -> None:
+    """Temporary files of saves and cache builds that a killed process left behind."""
+    from .cache import remove_stale_temp_files_once
+    from .storage import remove_stale_temp_files
+
+    remove_stale_temp_files_once()
+    annotation = paths.annotation or paths.default_annotation_path
+    remove_stale_temp_files(annotation.parent, recurse=False)
+
+
 def load_slide(
     path: str | Path | SlidePaths,
     progress: ProgressCallback | None = None,
@@ -274,15 +305,16 @@ def load_slide(
     paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
     if paths is None:
         raise SlideError(path, "not a file of an STimage-1K4M slide (no matching _coord.csv found)")
+    _remove_stale_temp_files(paths)
     spots = read_coords(paths.coord)
-    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]))
+    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]), notes=list(paths.unusable))
     coord_ids = set(spots["spot_id"])
 
     expression = None
     rows = np.full(len(spots), -1, dtype=np.int64)
     if paths.count is not None:
         expression = load_expression(
-            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel
+            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel, notes=report.notes
         )
         count_ids = pd.Index(expression.spot_ids)
         report.repeated_count_ids = _repeated(count_ids)
