@@ -837,7 +837,11 @@ class CurateWidget(QWidget):
 
         path, _ = QFileDialog.getSaveFileName(self, "Export Loupe category CSV", "", "CSV (*.csv)")
         if path and self.editor is not None:
-            n = export_loupe(self.editor, path)
+            try:
+                n = export_loupe(self.editor, path)
+            except ValueError as exc:  # SlideError: names the chosen file and why it cannot be written
+                self._notify(str(exc))
+                return
             self._notify(f"exported {n} labelled spot(s) to {path}")
 
     # -- recovery and closing --------------------------------------------------------------------
