@@ -517,6 +517,7 @@ class ColorWidget(QWidget):
         if not layer.shown.all():  # a label was hidden; setting shown costs a full refresh
             layer.shown = np.ones(len(layer.data), dtype=bool)
         self._restore_borders()
+        self._protect_hidden(())  # in gene mode every spot is drawn
         set_face_colors(layer, rgba)
         # napari's own face colorbar reads the colormap and limits even with direct colours;
         # each change re-lays out its ticks and box, so set them only when they differ
@@ -646,6 +647,16 @@ class ColorWidget(QWidget):
         if not np.array_equal(layer.shown, visible):
             layer.shown = visible
         self._show_borders(visible)
+        self._protect_hidden(state.hidden_labels if state.label_column == "label" else ())
+
+    def _protect_hidden(self, hidden_labels) -> None:
+        """Hidden means protected: the slide's label editor (shared with the curation widget)
+        keeps the hidden curated labels, so no selection or assignment touches their spots."""
+        from .editing import editor_for_layer
+
+        editor = editor_for_layer(self.layer, create=False)
+        if editor is not None:
+            editor.set_hidden_labels(hidden_labels)
 
     def _show_borders(self, visible: np.ndarray):
         layer, state = self.layer, self.state()

@@ -256,6 +256,10 @@ class CurateWidget(QWidget):
         self.label_input.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.label_input.setMinimumContentsLength(5)
         self.label_input.setToolTip("Pick a label or type a new one (spaces, commas, * and quotes are fine)")
+        # Enter must assign the text as typed: Qt's own Enter handling would first jump to an item
+        # equal but for case ("tumour" -> "Tumour"), and insert the text as an item of its own
+        self.label_input.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.label_input.completer().setCaseSensitivity(Qt.CaseSensitivity.CaseSensitive)
         self.label_input.lineEdit().returnPressed.connect(self.assign_typed_label)
         self.label_input.activated.connect(self._on_label_picked)
         self.assign_button = QPushButton("Assign")
@@ -468,14 +472,14 @@ class CurateWidget(QWidget):
             return
         index = self.select_label_combo.currentIndex()
         label = self.select_label_combo.itemData(index)
-        self.set_selection(self.editor.indices_with_label(label))
+        self.set_selection(self._without_hidden(self.editor.indices_with_label(label)))
 
     def invert_selection(self) -> None:
         if self.layer is None or self.is_bins:
             return
         mask = np.ones(len(self.layer.data), dtype=bool)
         mask[self.selection] = False
-        self.set_selection(np.flatnonzero(mask))
+        self.set_selection(self._without_hidden(np.flatnonzero(mask)))
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
@@ -536,7 +540,14 @@ class CurateWidget(QWidget):
             if self._spot_index is None or self._spot_index.positions.shape != positions.shape:
                 self._spot_index = SpotIndex(positions)  # built on the first stroke, reused after
             picked = self._spot_index.near_path(np.asarray(path), self.brush_radius.value())
-        self.set_selection(picked, mode)
+        self.set_selection(self._without_hidden(picked), mode)
+
+    def _without_hidden(self, indices) -> np.ndarray:
+        """`indices` less the spots whose label is hidden in the legend, saying how many were skipped."""
+        shown, skipped = self.editor.split_hidden(indices)
+        if skipped:
+            self._notify(f"{skipped} hidden spot(s) skipped: show their label in the legend to select them")
+        return shown
 
     def _stroke_layer(self):
         """A Shapes layer that shows the shape while it is drawn.
@@ -601,9 +612,11 @@ class CurateWidget(QWidget):
         if self.is_bins:
             self.paint_with(label)
             return 0
-        selection = self.selection
-        if selection.size == 0:
+        if self.selection.size == 0:
             self._notify("select spots first")
+            return 0
+        selection = self._without_hidden(self.selection)  # e.g. clicked before their label was hidden
+        if selection.size == 0:
             return 0
         try:
             return self.editor.assign(selection, label)
