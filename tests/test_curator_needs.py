@@ -1,0 +1,179 @@
+"""What a curator needs while labelling: hidden labels are protected, hotkeys keep their meaning
+across save and reopen, label text that would read back as missing is refused, the tissue stays
+visible under the spots, "no data" is not "zero", and the palette stays distinguishable."""
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+from test_curate_widget import _drag
+
+from napari_stimage import coloring as col
+from napari_stimage import load_slide
+from napari_stimage._widget_color import ColorWidget
+from napari_stimage._widget_curate import CurateWidget
+from napari_stimage.editing import LabelEditor, normalise_label
+from napari_stimage.labels import UNLABELLED
+from napari_stimage.layers import add_slide_to_viewer
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def docked(make_napari_viewer, slide, qtbot):
+    """A shown viewer with the slide, the colour widget and the curation widget docked."""
+    viewer = make_napari_viewer(show=True)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
+    color = ColorWidget(viewer)
+    curate = CurateWidget(viewer)
+    curate.ask = lambda title, text, choices: "Don't save"
+    viewer.window.add_dock_widget(color)
+    viewer.window.add_dock_widget(curate)
+    curate.notes = []
+    curate._notify = curate.notes.append
+    viewer.reset_view()
+    return viewer, color, curate, layer
+
+
+# -- hidden means protected ------------------------------------------------------------------------
+
+def test_split_hidden_leaves_out_spots_of_hidden_labels():
+    editor = LabelEditor([f"s{k}" for k in range(6)], annotation_path=None, autosave=False)
+    editor.assign([0, 1], "TLS")
+    editor.assign([2], "NO_TLS")
+    assert editor.split_hidden([5, 0, 2, 2]) == (pytest.approx([0, 2, 5]), 0)
+    editor.set_hidden_labels({"TLS", UNLABELLED})
+    kept, skipped = editor.split_hidden(np.arange(6))
+    assert kept.tolist() == [2] and skipped == 5
+
+
+def test_hidden_labels_are_never_selected_nor_relabelled(docked, qtbot, slide):
+    viewer, color, curate, layer = docked
+    labels = layer.features["label"].to_numpy().copy()
+    hidden = np.flatnonzero(labels == "invasive cancer")
+    assert hidden.size > 10 and color.state().mode == "label"
+    color.legend_rows["invasive cancer"][1].click()  # the legend checkbox hides the label
+    assert curate.editor.hidden_labels == {"invasive cancer"}
+
+    lo, hi = slide.positions.min(axis=0) - 20, slide.positions.max(axis=0) + 20
+    for tool, path in (("rectangle", [lo, (lo + hi) / 2, hi]),
+                       ("lasso", [lo, (lo[0], hi[1]), hi, (hi[0], lo[1]), lo]),
+                       ("brush", [lo + (hi - lo) * t for t in np.linspace(0, 1, 60)])):
+        curate.select_none()
+        curate.notes.clear()
+        curate.tool_buttons[tool].click()
+        if tool == "brush":
+            curate.brush_radius.setValue(float(np.max(hi - lo)))
+        _drag(viewer, path, qtbot)
+        assert curate.selection.size > 0, tool
+        assert not set(curate.selection.tolist()) & set(hidden.tolist()), tool
+        assert curate.notes == [f"{hidden.size} hidden spot(s) skipped: show their label in the legend "
+                                "to select them"], tool
+    curate.tool_buttons["pan"].click()
+
+    curate.select_none()
+    curate.invert_button.click()
+    assert curate.selection.size == slide.n_spots - hidden.size
+    curate.select_label_combo.setCurrentIndex(curate.select_label_combo.findData("invasive cancer"))
+    curate.select_label_button.click()
+    assert curate.selection.size == 0
+
+    layer.selected_data = set(range(slide.n_spots))  # napari's own select-all knows nothing of hiding
+    curate.label_input.setEditText("stroma")
+    curate.assign_button.click()
+    after = layer.features["label"].to_numpy()
+    assert (after[hidden] == "invasive cancer").all()
+    assert (np.delete(after, hidden) == "stroma").all()
+
+    color.legend_rows["invasive cancer"][1].click()  # shown again: selectable again
+    assert curate.editor.hidden_labels == frozenset()
+    curate.select_label_combo.setCurrentIndex(curate.select_label_combo.findData("invasive cancer"))
+    curate.select_label_button.click()
+    assert curate.selection.tolist() == hidden.tolist()
+
+
+def test_gene_colouring_draws_every_spot_so_nothing_is_protected(docked):
+    _, color, curate, _ = docked
+    color.solo_label("adipose tissue")
+    assert "invasive cancer" in curate.editor.hidden_labels
+    color.tabs.setCurrentIndex(0)  # the Gene tab colours every spot
+    assert color.state().mode == "gene" and curate.editor.hidden_labels == frozenset()
+
+
+# -- stable hotkeys --------------------------------------------------------------------------------
+
+def test_hotkey_order_survives_save_and_reopen(make_napari_viewer, slide_paths, qtbot):
+    viewer = make_napari_viewer(show=True)
+    slide = load_slide(slide_paths.coord)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
+    color, curate = ColorWidget(viewer), CurateWidget(viewer)
+    curate.ask = lambda title, text, choices: "Don't save"
+    viewer.window.add_dock_widget(color)
+    viewer.window.add_dock_widget(curate)
+    before = curate.editor.categories()
+    layer.selected_data = {0, 1}
+    curate.label_input.setEditText("undetermined")
+    curate.assign_button.click()
+    layer.selected_data = {2}
+    curate.label_input.setEditText("benign")  # sorts before every label of the file
+    curate.assign_button.click()
+    order = before + ["undetermined", "benign"]
+    assert curate.editor.categories() == order and order.index("undetermined") == 4
+    assert "5 undetermined" in curate.hotkey_help.full_text()
+    curate.save(block=True)
+
+    viewer.layers.clear()
+    reopened = add_slide_to_viewer(viewer, load_slide(slide_paths.coord))[-1]
+    viewer.layers.selection.active = reopened
+    qtbot.waitUntil(lambda: curate.layer is not None and curate.editor.categories() == order, timeout=5000)
+    assert "5 undetermined · 6 benign" in curate.hotkey_help.full_text()
+    assert color.legend_rows["undetermined"][1].text().startswith("[5] ")
+    curate.select_none()
+    reopened.selected_data = {10}
+    curate.assign_hotkey(5)
+    assert reopened.features["label"][10] == "undetermined"
+
+
+# -- label text guard ------------------------------------------------------------------------------
+
+def test_every_word_pandas_reads_as_missing_is_refused_as_a_label():
+    import io
+
+    import pandas as pd
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    words = sorted(w for w in STR_NA_VALUES if w)
+    assert {"None", "NULL", "null", "#N/A", "n/a", "-nan", "NA", "nan"} <= set(words)
+    read_back = pd.read_csv(io.StringIO("label\n" + "\n".join(words) + "\n"))["label"]
+    assert read_back.isna().all()  # the list is what read_csv really treats as missing
+    for word in words:
+        with pytest.raises(ValueError, match="read back as 'unlabelled'"):
+            normalise_label(word)
+        with pytest.raises(ValueError):
+            normalise_label(f"  {word} ", known_labels=["TLS"])
+    assert normalise_label("Nonetheless") == "Nonetheless"
+
+
+def test_one_enter_assigns_once_as_typed_and_warns_about_near_twins(docked, qtbot):
+    viewer, _, curate, layer = docked
+    edit = curate.label_input.lineEdit()
+    edit.setFocus()
+
+    def type_and_enter(text):
+        layer.selected_data = {0, 1}
+        curate.editor.assign([0, 1], None)
+        steps = len(curate.editor._undo)
+        edit.clear()
+        qtbot.keyClicks(edit, text)
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+        return len(curate.editor._undo) - steps, layer.features["label"][0]
+
+    assert type_and_enter("adipose tissue") == (1, "adipose tissue")
+    assert type_and_enter("Invasive Cancer") == (1, "Invasive Cancer")  # not merged into "invasive cancer"
+    assert curate.notes[-1] == "‘Invasive Cancer’ differs from existing ‘invasive cancer’ only by case"
+    assert type_and_enter("  Benign  ") == (1, "Benign")
+    assert curate.editor.categories().count("Benign") == 1
+    curate.notes.clear()
+    for word in ("NULL", "None", "#N/A"):
+        steps, label = type_and_enter(word)
+        assert steps == 0 and label != label  # nothing assigned, spot stays unlabelled
+        assert curate.notes[-1] == f"the label {word!r} would be read back as 'unlabelled'; choose another name"
