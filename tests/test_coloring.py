@@ -49,10 +49,10 @@ def test_gene_colors_follow_napari_colormap_and_hide_non_expressing():
     assert np.allclose(rgba[1], cmap.map(np.array([0.0]))[0], atol=1e-6)
     assert np.allclose(rgba[3], cmap.map(np.array([1.0]))[0], atol=1e-6)
     assert np.allclose(rgba[2], cmap.map(np.array([0.5]))[0], atol=1e-6)
-    assert rgba[0, 3] == 0 and rgba[4, 3] == 0
+    assert rgba[0, 3] == 0 and np.allclose(rgba[4], col.NO_DATA_COLOR)  # zero hidden, no data veiled
     grey = col.gene_colors(values, col.GeneColoring(("G",), contrast_limits=(1.0, 3.0), non_expressing="grey"))
     assert np.allclose(grey[0], col.NON_EXPRESSING_GREY)
-    assert np.allclose(grey[4], col.NON_EXPRESSING_GREY)
+    assert np.allclose(grey[4], col.NO_DATA_COLOR)
 
 
 def test_gene_set_score_is_mean_of_transformed_values(slide):
@@ -294,3 +294,21 @@ def test_gene_suggestions_for_a_misspelt_name():
     assert search.suggestions("ERBX2") == ["ERBB2"]
     assert search.suggestions("mala") == ["MALAT1"]
     assert search.suggestions("zzz") == []
+
+
+@pytest.mark.parametrize("mode", col.NON_EXPRESSING_MODES)
+def test_no_data_looks_different_from_zero_in_every_mode_and_colormap(mode):
+    """Composited as the canvas does (layer opacity 0.9) over H&E pink, purple and background."""
+    from napari_stimage._widget_color import GENE_COLORMAPS
+
+    he = np.array([[0.91, 0.62, 0.78], [0.45, 0.33, 0.62], [0.96, 0.95, 0.96]])
+    values = np.array([0.0, np.nan, 1.0, 5.0])
+    for colormap in GENE_COLORMAPS:
+        rgba = col.gene_colors(values, col.GeneColoring(("G",), colormap=colormap, non_expressing=mode))
+        zero, missing = rgba[0], rgba[1]
+        for under in he[:2]:  # spots lie on tissue
+            def seen(c, under=under):
+                alpha = c[3] * 0.9
+                return c[:3] * alpha + under * (1 - alpha)
+            gap = np.abs(seen(zero) - seen(missing)).max()
+            assert gap >= 0.2, (mode, colormap, under, gap)

@@ -177,3 +177,34 @@ def test_one_enter_assigns_once_as_typed_and_warns_about_near_twins(docked, qtbo
         steps, label = type_and_enter(word)
         assert steps == 0 and label != label  # nothing assigned, spot stays unlabelled
         assert curate.notes[-1] == f"the label {word!r} would be read back as 'unlabelled'; choose another name"
+
+
+# -- no data is not zero ---------------------------------------------------------------------------
+
+def test_spots_missing_from_the_count_file_are_drawn_unlike_zero_counts(make_napari_viewer, slide, qtbot):
+    from test_color_widget import _canvas_pixel, _type_gene
+
+    viewer = make_napari_viewer(show=True)
+    layer = add_slide_to_viewer(viewer, slide)[-1]
+    widget = ColorWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.colorbar_check.setChecked(False)
+    _type_gene(qtbot, widget, "ERBB2")
+    assert widget.non_expressing_combo.currentText() == "transparent"
+    viewer.reset_view()
+    counts = slide.gene_values("ERBB2")
+    missing, zero = int(np.flatnonzero(np.isnan(counts))[0]), int(np.flatnonzero(counts == 0)[0])
+    layer.visible = False
+    bare = viewer.screenshot(canvas_only=True, flash=False)
+    layer.visible = True
+    for mode in col.NON_EXPRESSING_MODES:
+        widget.non_expressing_combo.setCurrentText(mode)
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+
+        def seen(i, image=shot):
+            return _canvas_pixel(viewer, image, *slide.positions[i])
+
+        if mode == "transparent":  # zero shows the tissue, no data does not
+            assert np.abs(seen(zero) - seen(zero, bare)).max() <= 8
+        gap = np.abs((seen(missing) - seen(missing, bare)) - (seen(zero) - seen(zero, bare))).max()
+        assert gap > 60, (mode, gap)

@@ -66,6 +66,18 @@ def parse_gene_list(text: str) -> list[str]:
 
 NON_EXPRESSING_MODES = ("transparent", "grey", "colormap")
 NON_EXPRESSING_GREY = np.array([0.55, 0.55, 0.55, 1.0], dtype=np.float32)
+# Spots the count file lacks have no value, which is not a zero: in every non-expressing mode they
+# are near-white discs (near-black on colormaps that start light, such as fire), unlike a
+# transparent, grey or colormap-low-end zero; tests/test_coloring.py checks the difference over
+# H&E pink and purple for every colormap of the widget
+NO_DATA_COLOR = np.array([1.0, 1.0, 1.0, 0.8], dtype=np.float32)
+NO_DATA_COLOR_ON_LIGHT = np.array([0.08, 0.08, 0.08, 0.8], dtype=np.float32)
+
+
+def no_data_color(colormap) -> np.ndarray:
+    """The RGBA of spots without a value, for a colormap: never its low end's look-alike."""
+    low = map_to_colormap(np.zeros(1), colormap, (0.0, 1.0))[0]
+    return NO_DATA_COLOR_ON_LIGHT if low[:3].mean() > 0.5 else NO_DATA_COLOR
 DEFAULT_PERCENTILES = (1.0, 99.0)
 
 
@@ -168,7 +180,8 @@ def map_to_colormap(values: np.ndarray, colormap, contrast_limits: tuple[float, 
 
 
 def gene_colors(values: np.ndarray, coloring: GeneColoring, expressing: np.ndarray | None = None) -> np.ndarray:
-    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest.
+    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest,
+    and `no_data_color` for spots without a value (missing from the count file), whatever the mode.
 
     `expressing` is `expressing_mask(values)` when the caller already has it (same colours).
     """
@@ -180,8 +193,10 @@ def gene_colors(values: np.ndarray, coloring: GeneColoring, expressing: np.ndarr
         rgba[silent] = 0.0
     elif coloring.non_expressing == "grey":
         rgba[silent] = NON_EXPRESSING_GREY
-    else:  # colormap: zeros take the bottom colour; spots without expression data stay hidden
-        rgba[np.isnan(np.asarray(values, np.float64))] = 0.0
+    # "colormap": zeros keep the bottom colour
+    missing = np.isnan(np.asarray(values, np.float64))
+    if missing.any():
+        rgba[missing] = no_data_color(coloring.colormap)
     return rgba
 
 
