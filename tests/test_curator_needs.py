@@ -208,3 +208,25 @@ def test_spots_missing_from_the_count_file_are_drawn_unlike_zero_counts(make_nap
             assert np.abs(seen(zero) - seen(zero, bare)).max() <= 8
         gap = np.abs((seen(missing) - seen(missing, bare)) - (seen(zero) - seen(zero, bare))).max()
         assert gap > 60, (mode, gap)
+
+
+# -- palette and legend ----------------------------------------------------------------------------
+
+def test_a_long_label_wraps_and_keeps_its_solo_button_in_view(docked, qtbot):
+    viewer, color, curate, layer = docked
+    long_label = "invasive carcinoma with extensive lymphovascular invasion and necrosis, re-review"
+    curate.editor.assign([0, 1, 2], long_label)
+    color.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: long_label in color.legend_rows, timeout=5000)
+    swatch, check, solo = color.legend_rows[long_label]
+    qtbot.waitUntil(lambda: solo.isVisible() and check.text_label.height() > 0, timeout=5000)
+    viewport = color.legend_box.parentWidget()  # the legend's scroll area viewport
+    right = solo.mapTo(viewport, solo.rect().topRight()).x()
+    assert 0 < right <= viewport.width()  # the solo button is inside the visible legend
+    one_line = check.text_label.fontMetrics().height()
+    assert check.text_label.height() >= 2 * one_line  # wrapped, not cut or widened
+    solo.click()
+    assert color.state().hidden_labels == {e.label for e in color.legend_entries()} - {long_label}
+    check.text_label.setFocus()
+    qtbot.mouseClick(check.text_label, Qt.MouseButton.LeftButton)  # clicking the text toggles
+    assert long_label in color.state().hidden_labels

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -51,6 +52,42 @@ class LayerColorState:
     hidden_labels: set[str] = field(default_factory=set)
     # per-point border alpha from before a label was hidden, to give the rims back (None: none hidden)
     border_alpha: np.ndarray | None = None
+
+
+class _WrappingCheckBox(QWidget):
+    """A checkbox whose text wraps onto more lines (QCheckBox's cannot), so a long label never
+    pushes the legend's solo button out of the dock. Clicking the text toggles it, as usual."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.box = QCheckBox()
+        self.text_label = QLabel(text)
+        self.text_label.setWordWrap(True)
+        # a word longer than the dock is cut rather than widening the row
+        self.text_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.text_label.setMinimumWidth(40)
+        layout.addWidget(self.box)
+        layout.addWidget(self.text_label, 1)
+        self.toggled = self.box.toggled
+
+    def text(self) -> str:
+        return self.text_label.text()
+
+    def click(self) -> None:
+        self.box.click()
+
+    def isChecked(self) -> bool:  # noqa: N802 (Qt naming)
+        return self.box.isChecked()
+
+    def setChecked(self, checked: bool) -> None:  # noqa: N802 (Qt naming)
+        self.box.setChecked(checked)
+
+    def mouseReleaseEvent(self, event):  # noqa: N802 (Qt API): a click on the text
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.box.click()
+        super().mouseReleaseEvent(event)
 
 
 def set_face_colors(layer, rgba: np.ndarray) -> None:
@@ -86,7 +123,7 @@ class ColorWidget(QWidget):
         self._filling_candidates = False  # True while the candidate list is refilled after typing
         self._navigated = False  # the user moved through the candidates since the last keystroke
         self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
-        self.legend_rows: dict[str, tuple[QPushButton, QCheckBox, QToolButton]] = {}
+        self.legend_rows: dict[str, tuple[QPushButton, _WrappingCheckBox, QToolButton]] = {}
         self._build_ui()
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -738,7 +775,7 @@ class ColorWidget(QWidget):
             swatch.setToolTip("change colour")
             swatch.clicked.connect(lambda _=False, lab=entry.label: self._pick_color(lab))
             key = f"[{k + 1}] " if hotkeys and k < 9 and not entry.unlabelled else ""
-            check = QCheckBox(f"{key}{entry.label}  ({entry.count})")
+            check = _WrappingCheckBox(f"{key}{entry.label}  ({entry.count})")
             if key:
                 check.setToolTip(f"key {k + 1} on the spots layer assigns this label (Curate labels)")
             check.setChecked(entry.label not in hidden)
@@ -747,9 +784,9 @@ class ColorWidget(QWidget):
             solo.setText("solo")
             solo.setToolTip("show only this label")
             solo.clicked.connect(lambda _=False, lab=entry.label: self.solo_label(lab))
-            h.addWidget(swatch)
+            h.addWidget(swatch, 0, Qt.AlignmentFlag.AlignTop)
             h.addWidget(check, 1)
-            h.addWidget(solo)
+            h.addWidget(solo, 0, Qt.AlignmentFlag.AlignTop)
             self.legend_layout.addWidget(row)
             self.legend_rows[entry.label] = (swatch, check, solo)
         self.legend_layout.addStretch(1)
