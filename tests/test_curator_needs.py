@@ -230,3 +230,37 @@ def test_a_long_label_wraps_and_keeps_its_solo_button_in_view(docked, qtbot):
     check.text_label.setFocus()
     qtbot.mouseClick(check.text_label, Qt.MouseButton.LeftButton)  # clicking the text toggles
     assert long_label in color.state().hidden_labels
+
+
+# -- recent genes, and nothing stale once a slide is gone -------------------------------------------
+
+def test_recent_genes_follow_the_slide_and_an_absent_one_is_refused_politely(docked, qtbot):
+    from test_color_widget import _type_gene
+
+    viewer, color, curate, layer = docked
+    col.remember_recent_gene("NOTONTHISSLIDE")  # from a slide with another gene list
+    col.remember_recent_gene("ERBB2, NOTONTHISSLIDE")
+    _type_gene(qtbot, color, "PTPRC")
+    again = ColorWidget(viewer)  # a new session reads the list
+    qtbot.addWidget(again)
+    items = [again.recent_combo.itemText(i) for i in range(again.recent_combo.count())]
+    assert items == ["PTPRC"]  # only what this slide has
+    again.apply_recent("ERBB2, NOTONTHISSLIDE")  # e.g. picked just before switching slides
+    assert again.state().gene.genes == ("PTPRC",) and again.gene_edit.text() == "PTPRC"
+    assert again.candidate_info.text().startswith("no gene 'NOTONTHISSLIDE' on this slide")
+    again.recent_combo.activated.emit(0)
+    assert again.state().gene.genes == ("PTPRC",)
+
+
+def test_no_stale_legend_or_actions_once_the_slides_layers_are_gone(docked, qtbot):
+    viewer, color, curate, layer = docked
+    color.tabs.setCurrentIndex(1)
+    assert color.legend_rows
+    viewer.layers.clear()
+    assert color.layer is None and color.legend_rows == {} and color.legend_layout.count() == 0
+    assert color.column_combo.count() == 0 and color.gene_edit.text() == ""
+    assert curate.layer is None and curate.editor is None
+    assert not curate.assign_button.isEnabled() and not curate.invert_button.isEnabled()
+    assert curate.label_input.count() == 0 and curate.hotkey_help.full_text().startswith("Keys 1-9")
+    color.apply_recent("PTPRC")  # nothing to colour: no error
+    color.show_all_labels()

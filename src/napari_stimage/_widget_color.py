@@ -161,7 +161,7 @@ class ColorWidget(QWidget):
         form.addRow(self.candidate_info)
         self.recent_combo = QComboBox()
         self.recent_combo.setPlaceholderText("recent genes")
-        self.recent_combo.activated.connect(lambda i: self.apply_genes(col.parse_gene_list(self.recent_combo.itemText(i))))
+        self.recent_combo.activated.connect(lambda i: self.apply_recent(self.recent_combo.itemText(i)))
         form.addRow("Recent", self.recent_combo)
         self._fill_recent()
         self.transform_combo = QComboBox()
@@ -271,8 +271,14 @@ class ColorWidget(QWidget):
         self._values = None
         self._value_cache.clear()
         self._label_snapshot = None
-        if layer is None:
+        self._fill_recent()  # the recent genes this slide has
+        if layer is None:  # the slide's layers are gone: nothing of it stays on show
             self.slide_label.setText("Select a slide's spots layer")
+            self.gene_edit.clear()
+            self.candidates.clear()
+            self.candidate_info.clear()
+            self.column_combo.clear()
+            self._rebuild_legend()
             self._update_gene_controls()
             return
         self._label_snapshot = self._edited_labels()
@@ -508,10 +514,29 @@ class ColorWidget(QWidget):
         self.recent_genes = col.remember_recent_gene(entry)
         self._fill_recent()
 
+    def apply_recent(self, entry: str):
+        """A recent gene (or gene set) picked: applied when this slide has it, else the same
+        message as for a typed name the slide lacks."""
+        search = self.gene_search()
+        if search is None:
+            self.candidate_info.setText("this slide has no count file" if self.layer is not None else "")
+            return
+        genes = col.parse_gene_list(entry)
+        for gene in genes:
+            if not search.is_gene(gene):
+                self._reject_gene(search, gene)
+                return
+        self.apply_genes([search.resolve(gene) for gene in genes])
+
     def _fill_recent(self):
+        """The recent list, kept across sessions and slides, offers what the followed slide has:
+        recent genes of another gene list (another technology or panel) stay out of the way."""
+        search = self.gene_search() if self.layer is not None else None
+        entries = [entry for entry in self.recent_genes
+                   if search is None or all(search.is_gene(g) for g in col.parse_gene_list(entry))]
         self.recent_combo.blockSignals(True)
         self.recent_combo.clear()
-        self.recent_combo.addItems(self.recent_genes)
+        self.recent_combo.addItems(entries)
         self.recent_combo.setCurrentIndex(-1)
         self.recent_combo.blockSignals(False)
 
