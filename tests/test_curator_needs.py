@@ -264,3 +264,57 @@ def test_no_stale_legend_or_actions_once_the_slides_layers_are_gone(docked, qtbo
     assert curate.label_input.count() == 0 and curate.hotkey_help.full_text().startswith("Keys 1-9")
     color.apply_recent("PTPRC")  # nothing to colour: no error
     color.show_all_labels()
+
+
+# -- see the tissue under the spots ----------------------------------------------------------------
+
+def test_outline_spots_and_opacity_show_the_tissue_inside(docked, qtbot, slide):
+    from test_color_widget import _canvas_pixel
+
+    viewer, color, curate, layer = docked
+    color.tabs.setCurrentIndex(1)
+    spot = int(np.flatnonzero(col.display_labels(slide.labels) == "connective tissue")[0])
+    y, x = slide.positions[spot]
+    r = float(slide.spots["r"].iloc[spot])
+    viewer.camera.center = (y, x)
+    viewer.camera.zoom = 60 / r  # a spot 120 screen pixels wide: the zoom a pathologist labels at
+    entry = {e.label: e.color for e in color.legend_entries()}["connective tissue"]
+    swatch = np.array([int(entry[k:k + 2], 16) for k in (1, 3, 5)])
+    color.opacity_slider.setValue(1.0)
+    layer.visible = False
+    bare = viewer.screenshot(canvas_only=True, flash=False)
+    layer.visible = True
+
+    def at(shot, dx):
+        return _canvas_pixel(viewer, shot, y, x + dx)
+
+    filled = viewer.screenshot(canvas_only=True, flash=False)
+    assert np.abs(at(filled, 0) - swatch).max() <= 12  # a filled disc hides the tissue
+    color.style_combo.setCurrentText("outline")
+    outline = viewer.screenshot(canvas_only=True, flash=False)
+    assert np.abs(at(outline, 0) - at(bare, 0)).max() <= 8  # the tissue shows inside the spot
+    assert np.abs(at(outline, 0.92 * r) - swatch).max() <= 20  # the ring carries the label colour
+    color.opacity_slider.setValue(0.5)
+    faint = viewer.screenshot(canvas_only=True, flash=False)
+    expected = 0.5 * swatch + 0.5 * at(bare, 0.92 * r)
+    assert np.abs(at(faint, 0.92 * r) - expected).max() <= 20
+    color.style_combo.setCurrentText("filled")
+    assert np.abs(at(viewer.screenshot(canvas_only=True, flash=False), 0) - (0.5 * swatch + 0.5 * at(bare, 0))).max() <= 20
+    assert layer.border_color[spot, :3].tolist() == [1.0, 1.0, 1.0]  # the white rims are back
+
+
+@pytest.mark.parametrize("zoom_factor", [1.0, 8.0])
+def test_the_selection_outline_is_three_screen_pixels_wide_at_every_zoom(docked, qtbot, slide, zoom_factor):
+    viewer, color, curate, layer = docked
+    viewer.camera.zoom = viewer.camera.zoom * zoom_factor
+    cy, cx = viewer.camera.center[-2:]
+    half = 60 / viewer.camera.zoom  # a 120-pixel rectangle on the screen
+    curate.tool_buttons["rectangle"].click()
+    shots = []
+    _drag(viewer, [(cy - half, cx - half), (cy, cx), (cy + half, cx + half)], qtbot,
+          before_release=lambda: shots.append(viewer.screenshot(canvas_only=True, flash=False)))
+    row = shots[0][shots[0].shape[0] // 2, :, :3].astype(int)
+    magenta = (row[:, 0] > 200) & (row[:, 1] < 60) & (row[:, 2] > 200)
+    runs = np.flatnonzero(np.diff(np.r_[0, magenta.astype(int), 0]) != 0).reshape(-1, 2)
+    widths = (runs[:, 1] - runs[:, 0]).tolist()
+    assert len(widths) == 2 and all(2 <= w <= 5 for w in widths), widths  # left and right edges

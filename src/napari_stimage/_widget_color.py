@@ -34,11 +34,12 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
-from .layers import initial_coloring, slide_of
+from .layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH, initial_coloring, slide_of
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
 GENE_COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "fire", "gray", "red", "blue", "PiYG")
+SPOT_STYLES = ("filled", "outline")  # outline: coloured rings, the tissue visible inside each spot
 VALUE_CACHE_SIZE = 32  # genes / gene sets whose per-point values are kept (100,000 spots: ~0.9 MB each)
 
 
@@ -50,6 +51,7 @@ class LayerColorState:
     gene: col.GeneColoring | None = None
     label_column: str = "label"
     hidden_labels: set[str] = field(default_factory=set)
+    spot_style: str = "filled"  # one of SPOT_STYLES
     # per-point border alpha from before a label was hidden, to give the rims back (None: none hidden)
     border_alpha: np.ndarray | None = None
 
@@ -136,6 +138,19 @@ class ColorWidget(QWidget):
         self.slide_label = QLabel("Select a slide's spots layer")
         self.slide_label.setWordWrap(True)
         layout.addWidget(self.slide_label)
+        looks = QFormLayout()
+        self.style_combo = QComboBox()
+        self.style_combo.addItems(SPOT_STYLES)
+        self.style_combo.setToolTip("outline: coloured rings, so the tissue shows inside each spot")
+        self.style_combo.currentTextChanged.connect(self._on_spot_style)
+        looks.addRow("Spots", self.style_combo)
+        self.opacity_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0.0, 1.0)
+        self.opacity_slider.setValue(0.9)
+        self.opacity_slider.setToolTip("Spot opacity: lower it to see the tissue through the spots")
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        looks.addRow("Opacity", self.opacity_slider)
+        layout.addLayout(looks)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_gene_page(), "Gene")
         self.tabs.addTab(self._build_label_page(), "Label")
@@ -188,11 +203,6 @@ class ColorWidget(QWidget):
         self.non_expressing_combo.addItems(col.NON_EXPRESSING_MODES)
         self.non_expressing_combo.currentIndexChanged.connect(lambda _: self._settings_changed())
         form.addRow("Not expressing", self.non_expressing_combo)
-        self.opacity_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setRange(0.0, 1.0)
-        self.opacity_slider.setValue(0.9)
-        self.opacity_slider.valueChanged.connect(self._on_opacity)
-        form.addRow("Opacity", self.opacity_slider)
         self.colorbar_check = QCheckBox("Colorbar on canvas")
         self.colorbar_check.setChecked(True)
         self.colorbar_check.toggled.connect(lambda _: self._show_colorbar())
@@ -315,6 +325,7 @@ class ColorWidget(QWidget):
         self._syncing = True
         try:
             self.opacity_slider.setValue(float(self.layer.opacity))
+            self.style_combo.setCurrentText(state.spot_style)
             self._fill_label_columns()
             if state.gene is None:
                 self.gene_edit.clear()
@@ -580,7 +591,7 @@ class ColorWidget(QWidget):
             layer.shown = np.ones(len(layer.data), dtype=bool)
         self._restore_borders()
         self._protect_hidden(())  # in gene mode every spot is drawn
-        set_face_colors(layer, rgba)
+        self._paint(rgba)
         # napari's own face colorbar reads the colormap and limits even with direct colours;
         # each change re-lays out its ticks and box, so set them only when they differ
         if layer.face_colormap.name != state.gene.colormap:
@@ -704,11 +715,12 @@ class ColorWidget(QWidget):
         `shown` is set too, so that napari's own tools skip hidden spots where they honour it."""
         layer, state = self.layer, self.state()
         values = self._label_values()
-        set_face_colors(layer, col.label_colors(values, self.palette, state.hidden_labels, self._legend_order()))
+        self._paint(col.label_colors(values, self.palette, state.hidden_labels, self._legend_order()))
         visible = col.visible_mask(values, state.hidden_labels)
         if not np.array_equal(layer.shown, visible):
             layer.shown = visible
-        self._show_borders(visible)
+        if state.spot_style == "filled":  # outline rings already take the hidden spots' alpha 0
+            self._show_borders(visible)
         self._protect_hidden(state.hidden_labels if state.label_column == "label" else ())
 
     def _protect_hidden(self, hidden_labels) -> None:
@@ -719,6 +731,30 @@ class ColorWidget(QWidget):
         editor = editor_for_layer(self.layer, create=False)
         if editor is not None:
             editor.set_hidden_labels(hidden_labels)
+
+    def _paint(self, rgba: np.ndarray):
+        """Show per-spot colours as filled discs, or as rings with the tissue visible inside."""
+        if self.state().spot_style == "filled":
+            set_face_colors(self.layer, rgba)
+            return
+        set_face_colors(self.layer, np.zeros_like(rgba))
+        self.layer.border_color = rgba
+
+    def _on_spot_style(self, style: str):
+        if self._syncing or self.layer is None or self.state().spot_style == style:
+            return
+        layer, state = self.layer, self.state()
+        state.spot_style = style
+        state.border_alpha = None  # the rims are set afresh below
+        layer.border_width = OUTLINE_WIDTH if style == "outline" else RIM_WIDTH
+        if style == "filled":
+            layer.border_color = RIM_COLOR
+        if state.mode == "label":
+            self._apply_label_colors()
+        elif state.mode == "gene" and state.gene is not None:
+            if self._values is None:
+                self._values = self._gene_values(state.gene)
+            self._color_by_gene()
 
     def _show_borders(self, visible: np.ndarray):
         layer, state = self.layer, self.state()
@@ -738,7 +774,7 @@ class ColorWidget(QWidget):
             state.border_alpha = None
 
     def _restore_borders(self):
-        if self.state().border_alpha is not None:
+        if self.state().spot_style == "filled" and self.state().border_alpha is not None:
             self._show_borders(np.ones(len(self.layer.data), dtype=bool))
 
     def _edited_labels(self) -> np.ndarray | None:

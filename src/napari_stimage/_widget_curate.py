@@ -61,6 +61,11 @@ CLEAR_KEYS = ("0", "Backspace", "Delete")
 TOOL_KEYS = {"lasso": "L", "brush": "B", "rectangle": "R"}
 PAN_KEY = "Escape"  # back to pan/zoom and select none
 STROKE_LAYER_NAME = "selection stroke"
+# the outline of a rectangle or lasso: magenta (no label colour is pink or purple) and as many
+# screen pixels wide at every zoom; the brush shows its footprint, translucent, in image pixels
+STROKE_COLOR = "#ff00ff"
+STROKE_PIXELS = 3.0
+BRUSH_COLOR = "#ff00ff59"  # alpha 0.35: the spots under the footprint stay visible
 TOOL_TIPS = {
     "pan": "Pan and zoom the view (Esc on the spots layer; also selects none)",
     "click": "Click a spot; Shift-click adds; drag a box (napari's select mode, key S)",
@@ -559,9 +564,8 @@ class CurateWidget(QWidget):
         if stroke is None or stroke not in self.viewer.layers:
             stroke = self.viewer.add_shapes(
                 name=STROKE_LAYER_NAME,
-                edge_color="#ffd400",
+                edge_color=STROKE_COLOR,
                 face_color="transparent",
-                opacity=0.35,  # the spots under the stroke stay visible
                 scale=self.layer.scale,
                 translate=self.layer.translate,
             )
@@ -590,14 +594,17 @@ class CurateWidget(QWidget):
         points = np.asarray(path)
         with stroke.events.blocker_all():
             stroke.data = []
+        # data units per screen pixel: the camera zoom is screen pixels per world unit
+        width = STROKE_PIXELS / (self.viewer.camera.zoom * abs(float(stroke.scale[-1])))
         if tool == "rectangle":
             (y0, x0), (y1, x1) = points[0], points[-1]
-            stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=2)
+            stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=width,
+                                  edge_color=STROKE_COLOR)
         elif tool == "lasso" and len(points) >= 3:
-            stroke.add_polygons([points], edge_width=2)
+            stroke.add_polygons([points], edge_width=width, edge_color=STROKE_COLOR)
         elif tool == "brush":
             line = points if len(points) > 1 else np.vstack([points, points + 1e-3])
-            stroke.add_paths([line], edge_width=2 * self.brush_radius.value())
+            stroke.add_paths([line], edge_width=2 * self.brush_radius.value(), edge_color=BRUSH_COLOR)
         stroke.refresh()
 
     # -- editing ---------------------------------------------------------------------------------
