@@ -3,6 +3,7 @@ across save and reopen, label text that would read back as missing is refused, t
 visible under the spots, "no data" is not "zero", and the palette stays distinguishable."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
 from test_curate_widget import _drag
@@ -66,8 +67,8 @@ def test_hidden_labels_are_never_selected_nor_relabelled(docked, qtbot, slide):
         _drag(viewer, path, qtbot)
         assert curate.selection.size > 0, tool
         assert not set(curate.selection.tolist()) & set(hidden.tolist()), tool
-        assert curate.notes == [f"{hidden.size} hidden spot(s) skipped: show their label in the legend "
-                                "to select them"], tool
+        skipped = f"{hidden.size} hidden spot(s) skipped: show their label in the legend to select them"
+        assert curate.notes == [skipped], tool
     curate.tool_buttons["pan"].click()
 
     curate.select_none()
@@ -154,7 +155,7 @@ def test_every_word_pandas_reads_as_missing_is_refused_as_a_label():
 
 
 def test_one_enter_assigns_once_as_typed_and_warns_about_near_twins(docked, qtbot):
-    viewer, _, curate, layer = docked
+    _, _, curate, layer = docked
     edit = curate.label_input.lineEdit()
     edit.setFocus()
 
@@ -175,7 +176,7 @@ def test_one_enter_assigns_once_as_typed_and_warns_about_near_twins(docked, qtbo
     curate.notes.clear()
     for word in ("NULL", "None", "#N/A"):
         steps, label = type_and_enter(word)
-        assert steps == 0 and label != label  # nothing assigned, spot stays unlabelled
+        assert steps == 0 and pd.isna(label)  # nothing assigned, spot stays unlabelled
         assert curate.notes[-1] == f"the label {word!r} would be read back as 'unlabelled'; choose another name"
 
 
@@ -213,12 +214,12 @@ def test_spots_missing_from_the_count_file_are_drawn_unlike_zero_counts(make_nap
 # -- palette and legend ----------------------------------------------------------------------------
 
 def test_a_long_label_wraps_and_keeps_its_solo_button_in_view(docked, qtbot):
-    viewer, color, curate, layer = docked
+    _, color, curate, _ = docked
     long_label = "invasive carcinoma with extensive lymphovascular invasion and necrosis, re-review"
     curate.editor.assign([0, 1, 2], long_label)
     color.tabs.setCurrentIndex(1)
     qtbot.waitUntil(lambda: long_label in color.legend_rows, timeout=5000)
-    swatch, check, solo = color.legend_rows[long_label]
+    _, check, solo = color.legend_rows[long_label]
     qtbot.waitUntil(lambda: solo.isVisible() and check.text_label.height() > 0, timeout=5000)
     viewport = color.legend_box.parentWidget()  # the legend's scroll area viewport
     right = solo.mapTo(viewport, solo.rect().topRight()).x()
@@ -237,7 +238,7 @@ def test_a_long_label_wraps_and_keeps_its_solo_button_in_view(docked, qtbot):
 def test_recent_genes_follow_the_slide_and_an_absent_one_is_refused_politely(docked, qtbot):
     from test_color_widget import _type_gene
 
-    viewer, color, curate, layer = docked
+    viewer, color, _, _ = docked
     col.remember_recent_gene("NOTONTHISSLIDE")  # from a slide with another gene list
     col.remember_recent_gene("ERBB2, NOTONTHISSLIDE")
     _type_gene(qtbot, color, "PTPRC")
@@ -253,7 +254,7 @@ def test_recent_genes_follow_the_slide_and_an_absent_one_is_refused_politely(doc
 
 
 def test_no_stale_legend_or_actions_once_the_slides_layers_are_gone(docked, qtbot):
-    viewer, color, curate, layer = docked
+    viewer, color, curate, _ = docked
     color.tabs.setCurrentIndex(1)
     assert color.legend_rows
     viewer.layers.clear()
@@ -271,7 +272,7 @@ def test_no_stale_legend_or_actions_once_the_slides_layers_are_gone(docked, qtbo
 def test_outline_spots_and_opacity_show_the_tissue_inside(docked, qtbot, slide):
     from test_color_widget import _canvas_pixel
 
-    viewer, color, curate, layer = docked
+    viewer, color, _, layer = docked
     color.tabs.setCurrentIndex(1)
     spot = int(np.flatnonzero(col.display_labels(slide.labels) == "connective tissue")[0])
     y, x = slide.positions[spot]
@@ -305,7 +306,7 @@ def test_outline_spots_and_opacity_show_the_tissue_inside(docked, qtbot, slide):
 
 @pytest.mark.parametrize("zoom_factor", [1.0, 8.0])
 def test_the_selection_outline_is_three_screen_pixels_wide_at_every_zoom(docked, qtbot, slide, zoom_factor):
-    viewer, color, curate, layer = docked
+    viewer, _, curate, _ = docked
     viewer.camera.zoom = viewer.camera.zoom * zoom_factor
     cy, cx = viewer.camera.center[-2:]
     half = 60 / viewer.camera.zoom  # a 120-pixel rectangle on the screen
