@@ -92,6 +92,21 @@ def test_hidden_labels_are_never_selected_nor_relabelled(docked, qtbot, slide):
     assert curate.selection.tolist() == hidden.tolist()
 
 
+def test_labels_hidden_before_the_curation_widget_opens_are_protected(make_napari_viewer, slide, qtbot):
+    viewer = make_napari_viewer()
+    layer = add_slide_to_viewer(viewer, slide)[-1]
+    color = ColorWidget(viewer)
+    qtbot.addWidget(color)
+    color.legend_rows["invasive cancer"][1].click()
+    curate = CurateWidget(viewer)  # docked later: the slide's editor is made now
+    qtbot.addWidget(curate)
+    curate.ask = lambda title, text, choices: "Don't save"
+    assert curate.editor.hidden_labels == {"invasive cancer"}
+    curate.invert_selection()
+    hidden = np.flatnonzero(layer.features["label"].to_numpy() == "invasive cancer")
+    assert curate.selection.size == slide.n_spots - hidden.size
+
+
 def test_gene_colouring_draws_every_spot_so_nothing_is_protected(docked):
     _, color, curate, _ = docked
     color.solo_label("adipose tissue")
