@@ -474,6 +474,9 @@ def test_legend_order_from_a_stub_editor(viewer_and_widget, slide):
         def categories(self):
             return ["tumor-free", "invasive cancer", "adipose tissue"]  # the first: no spot holds it
 
+        def set_hidden_labels(self, labels):
+            pass
+
     layer.metadata[EDITOR_KEY] = StubEditor()
     widget.color_by_label()
     labels = [e.label for e in widget.legend_entries()]

@@ -1,3 +1,4 @@
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -49,10 +50,10 @@ def test_gene_colors_follow_napari_colormap_and_hide_non_expressing():
     assert np.allclose(rgba[1], cmap.map(np.array([0.0]))[0], atol=1e-6)
     assert np.allclose(rgba[3], cmap.map(np.array([1.0]))[0], atol=1e-6)
     assert np.allclose(rgba[2], cmap.map(np.array([0.5]))[0], atol=1e-6)
-    assert rgba[0, 3] == 0 and rgba[4, 3] == 0
+    assert rgba[0, 3] == 0 and np.allclose(rgba[4], col.NO_DATA_COLOR)  # zero hidden, no data veiled
     grey = col.gene_colors(values, col.GeneColoring(("G",), contrast_limits=(1.0, 3.0), non_expressing="grey"))
     assert np.allclose(grey[0], col.NON_EXPRESSING_GREY)
-    assert np.allclose(grey[4], col.NON_EXPRESSING_GREY)
+    assert np.allclose(grey[4], col.NO_DATA_COLOR)
 
 
 def test_gene_set_score_is_mean_of_transformed_values(slide):
@@ -172,12 +173,39 @@ def _hsv(color):
     return h * 360, s, v
 
 
-def _stands_out_on_he(color):
-    """Not pink/purple like eosin and haematoxylin, not brown or dark; greys only as neutrals."""
-    h, s, v = _hsv(color)
-    if s < 0.05:
-        return True  # a neutral grey or white
-    return not (250 <= h <= 350) and s >= 0.45 and v >= 0.7
+# Machado, Oliveira & Fernandes (2009) at full severity, applied to linear RGB
+DEUTERANOPIA = np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                         [-0.011820, 0.042940, 0.968881]])
+PROTANOPIA = np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                       [-0.003882, -0.048116, 1.051998]])
+# H&E as it looks under the spots: light and dense eosin, the mix of a Visium slide, haematoxylin
+HE_COLORS = ("#f2b8d2", "#d77fb0", "#9a7996", "#5b3f8c")
+
+
+def _seen(color, deficiency=None):
+    """sRGB (0-1) of a hex colour as seen with normal vision or the given dichromacy."""
+    rgb = np.array([int(color[k:k + 2], 16) / 255 for k in (1, 3, 5)])
+    if deficiency is None:
+        return rgb
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    out = np.clip(linear @ deficiency.T, 0, 1)
+    return np.where(out <= 0.0031308, out * 12.92, 1.055 * out ** (1 / 2.4) - 0.055)
+
+
+def _distance(a, b, colour_blind=True):
+    """CIEDE2000 between two colours: the smallest of normal vision, deuteranopia, protanopia."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    visions = (None, DEUTERANOPIA, PROTANOPIA) if colour_blind else (None,)
+    return min(float(deltaE_ciede2000(rgb2lab(_seen(a, v)[None, None])[0, 0], rgb2lab(_seen(b, v)[None, None])[0, 0]))
+               for v in visions)
+
+
+def _smallest_gap(colors, colour_blind=True):
+    return min(_distance(a, b, colour_blind) for a, b in itertools.combinations(colors, 2))
+
+
+NEUTRALS = (col.UNLABELLED_COLOR, col.BUILTIN_LABEL_COLORS["undetermined"], col.BUILTIN_LABEL_COLORS["Exclude"])
 
 
 KNOWN_VOCABULARIES = {
@@ -190,14 +218,17 @@ KNOWN_VOCABULARIES = {
 }
 
 
-def test_label_colours_stand_out_on_he():
-    for color in col.LABEL_PALETTE:
-        assert _stands_out_on_he(color), color
-        assert _hsv(color)[1] > 0.3  # the hashed palette has no greys: grey means unlabelled
+def test_label_colours_stay_apart_for_colour_blind_eyes_and_on_he():
+    palette = list(col.LABEL_PALETTE)
+    # before: 1.8 (#ffd600 / #aeea00 for deuteranopes), 6.1 in normal vision, 8.6 from eosin
+    assert _smallest_gap(palette[:8]) >= 9.5
+    assert _smallest_gap(palette, colour_blind=False) >= 13
+    assert min(_distance(c, ref) for c in palette for ref in HE_COLORS + NEUTRALS) >= 12
+    assert _smallest_gap(NEUTRALS) >= 25  # unlabelled, undetermined and Exclude: before 8.8
     for label, color in col.BUILTIN_LABEL_COLORS.items():
-        assert _stands_out_on_he(color), (label, color)
-    for old in ("#604e97", "#882d17", "#e68fac", "#2b3d26", "#654522", "#875692"):
-        assert not _stands_out_on_he(old)  # the colours the review complained about fail the check
+        assert min(_distance(color, ref) for ref in HE_COLORS) >= 9, (label, color)
+    for old in ("#604e97", "#e68fac", "#875692", "#bdbdbd"):
+        assert min(_distance(old, ref) for ref in HE_COLORS) < 9  # pinks, purples, light grey: lost on H&E
 
 
 def test_known_vocabularies_have_distinct_builtin_colours(tmp_path):
@@ -206,6 +237,10 @@ def test_known_vocabularies_have_distinct_builtin_colours(tmp_path):
         colors = palette.colors(labels)
         assert colors == {label: col.BUILTIN_LABEL_COLORS[label] for label in labels}, name
         assert len(set(colors.values())) == len(labels), name
+    # within each vocabulary, with the neutrals, colour-blind eyes still tell them apart
+    # (before: 1.8 for L1/L2 and GG1/Benign*; GG4 Cribriform was a darker GG4 red)
+    for name, labels in KNOWN_VOCABULARIES.items():
+        assert _smallest_gap([col.BUILTIN_LABEL_COLORS[label] for label in labels] + list(NEUTRALS)) >= 9, name
     # neutral greys for the "not a tissue class" labels, distinct from unlabelled
     greys = palette.colors(["undetermined", "Exclude", UNLABELLED])
     assert all(_hsv(c)[1] < 0.05 for c in greys.values()) and len(set(greys.values())) == 3
@@ -294,3 +329,21 @@ def test_gene_suggestions_for_a_misspelt_name():
     assert search.suggestions("ERBX2") == ["ERBB2"]
     assert search.suggestions("mala") == ["MALAT1"]
     assert search.suggestions("zzz") == []
+
+
+@pytest.mark.parametrize("mode", col.NON_EXPRESSING_MODES)
+def test_no_data_looks_different_from_zero_in_every_mode_and_colormap(mode):
+    """Composited as the canvas does (layer opacity 0.9) over H&E pink, purple and background."""
+    from napari_stimage._widget_color import GENE_COLORMAPS
+
+    he = np.array([[0.91, 0.62, 0.78], [0.45, 0.33, 0.62], [0.96, 0.95, 0.96]])
+    values = np.array([0.0, np.nan, 1.0, 5.0])
+    for colormap in GENE_COLORMAPS:
+        rgba = col.gene_colors(values, col.GeneColoring(("G",), colormap=colormap, non_expressing=mode))
+        zero, missing = rgba[0], rgba[1]
+        for under in he[:2]:  # spots lie on tissue
+            def seen(c, under=under):
+                alpha = c[3] * 0.9
+                return c[:3] * alpha + under * (1 - alpha)
+            gap = np.abs(seen(zero) - seen(missing)).max()
+            assert gap >= 0.2, (mode, colormap, under, gap)

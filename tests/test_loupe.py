@@ -77,3 +77,16 @@ def test_import_skips_empty_cells_instead_of_clearing_labels(tmp_path):
     assert editor.labels.tolist() == ["kept", "kept", "Tumor", "Stroma", None]
     editor.undo()  # one step takes back the whole import
     assert editor.labels.tolist() == ["kept", "kept", None, None, None]
+
+
+def test_export_to_a_folder_that_cannot_be_written_names_the_chosen_file(tmp_path):
+    editor = LabelEditor(IDS, annotation_path=tmp_path / "a.csv", slide_name=SLIDE)
+    editor.assign([0], "TLS")
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("a file where the user expected a folder")
+    chosen = not_a_folder / "loupe.csv"
+    with pytest.raises(SlideError) as caught:
+        export_loupe(editor, chosen)
+    message = str(caught.value)
+    assert message.startswith(f"{chosen}: cannot write the Loupe CSV")
+    assert ".tmp" not in message and message.count(str(tmp_path)) == 1

@@ -123,3 +123,16 @@ def test_cli_suggests_close_gene_names(slide_paths, tmp_path, capsys):
 
     assert main(["render", str(slide_paths.coord), "--out", str(tmp_path / "x.png"), "--gene", "ERBX2"]) == 2
     assert "did you mean ERBB2" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_contrast_range_that_is_empty_or_reversed(slide_paths, tmp_path, capsys):
+    from napari_stimage.cli import main
+
+    for low, high in (("2", "2"), ("3", "1")):
+        out = tmp_path / f"clim-{low}-{high}.png"
+        assert main(["render", str(slide_paths.coord), "--out", str(out), "--gene", "ERBB2",
+                     "--clim", low, high]) == 2
+        assert "--clim LOW HIGH needs LOW < HIGH" in capsys.readouterr().err
+        assert not out.exists()
+    assert main(["render", str(slide_paths.coord), "--out", str(tmp_path / "ok.png"), "--gene", "ERBB2",
+                 "--clim", "0", "2", "--width", "200"]) == 0

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -33,11 +34,12 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
-from .layers import initial_coloring, slide_of
+from .layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH, initial_coloring, slide_of
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
 GENE_COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "fire", "gray", "red", "blue", "PiYG")
+SPOT_STYLES = ("filled", "outline")  # outline: coloured rings, the tissue visible inside each spot
 VALUE_CACHE_SIZE = 32  # genes / gene sets whose per-point values are kept (100,000 spots: ~0.9 MB each)
 
 
@@ -49,8 +51,45 @@ class LayerColorState:
     gene: col.GeneColoring | None = None
     label_column: str = "label"
     hidden_labels: set[str] = field(default_factory=set)
+    spot_style: str = "filled"  # one of SPOT_STYLES
     # per-point border alpha from before a label was hidden, to give the rims back (None: none hidden)
     border_alpha: np.ndarray | None = None
+
+
+class _WrappingCheckBox(QWidget):
+    """A checkbox whose text wraps onto more lines (QCheckBox's cannot), so a long label never
+    pushes the legend's solo button out of the dock. Clicking the text toggles it, as usual."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.box = QCheckBox()
+        self.text_label = QLabel(text)
+        self.text_label.setWordWrap(True)
+        # a word longer than the dock is cut rather than widening the row
+        self.text_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.text_label.setMinimumWidth(40)
+        layout.addWidget(self.box)
+        layout.addWidget(self.text_label, 1)
+        self.toggled = self.box.toggled
+
+    def text(self) -> str:
+        return self.text_label.text()
+
+    def click(self) -> None:
+        self.box.click()
+
+    def isChecked(self) -> bool:  # noqa: N802 (Qt naming)
+        return self.box.isChecked()
+
+    def setChecked(self, checked: bool) -> None:  # noqa: N802 (Qt naming)
+        self.box.setChecked(checked)
+
+    def mouseReleaseEvent(self, event):  # noqa: N802 (Qt API): a click on the text
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.box.click()
+        super().mouseReleaseEvent(event)
 
 
 def set_face_colors(layer, rgba: np.ndarray) -> None:
@@ -86,7 +125,7 @@ class ColorWidget(QWidget):
         self._filling_candidates = False  # True while the candidate list is refilled after typing
         self._navigated = False  # the user moved through the candidates since the last keystroke
         self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
-        self.legend_rows: dict[str, tuple[QPushButton, QCheckBox, QToolButton]] = {}
+        self.legend_rows: dict[str, tuple[QPushButton, _WrappingCheckBox, QToolButton]] = {}
         self._build_ui()
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -99,6 +138,19 @@ class ColorWidget(QWidget):
         self.slide_label = QLabel("Select a slide's spots layer")
         self.slide_label.setWordWrap(True)
         layout.addWidget(self.slide_label)
+        looks = QFormLayout()
+        self.style_combo = QComboBox()
+        self.style_combo.addItems(SPOT_STYLES)
+        self.style_combo.setToolTip("outline: coloured rings, so the tissue shows inside each spot")
+        self.style_combo.currentTextChanged.connect(self._on_spot_style)
+        looks.addRow("Spots", self.style_combo)
+        self.opacity_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0.0, 1.0)
+        self.opacity_slider.setValue(0.9)
+        self.opacity_slider.setToolTip("Spot opacity: lower it to see the tissue through the spots")
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        looks.addRow("Opacity", self.opacity_slider)
+        layout.addLayout(looks)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_gene_page(), "Gene")
         self.tabs.addTab(self._build_label_page(), "Label")
@@ -124,7 +176,7 @@ class ColorWidget(QWidget):
         form.addRow(self.candidate_info)
         self.recent_combo = QComboBox()
         self.recent_combo.setPlaceholderText("recent genes")
-        self.recent_combo.activated.connect(lambda i: self.apply_genes(col.parse_gene_list(self.recent_combo.itemText(i))))
+        self.recent_combo.activated.connect(lambda i: self.apply_recent(self.recent_combo.itemText(i)))
         form.addRow("Recent", self.recent_combo)
         self._fill_recent()
         self.transform_combo = QComboBox()
@@ -151,11 +203,6 @@ class ColorWidget(QWidget):
         self.non_expressing_combo.addItems(col.NON_EXPRESSING_MODES)
         self.non_expressing_combo.currentIndexChanged.connect(lambda _: self._settings_changed())
         form.addRow("Not expressing", self.non_expressing_combo)
-        self.opacity_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setRange(0.0, 1.0)
-        self.opacity_slider.setValue(0.9)
-        self.opacity_slider.valueChanged.connect(self._on_opacity)
-        form.addRow("Opacity", self.opacity_slider)
         self.colorbar_check = QCheckBox("Colorbar on canvas")
         self.colorbar_check.setChecked(True)
         self.colorbar_check.toggled.connect(lambda _: self._show_colorbar())
@@ -234,8 +281,14 @@ class ColorWidget(QWidget):
         self._values = None
         self._value_cache.clear()
         self._label_snapshot = None
-        if layer is None:
+        self._fill_recent()  # the recent genes this slide has
+        if layer is None:  # the slide's layers are gone: nothing of it stays on show
             self.slide_label.setText("Select a slide's spots layer")
+            self.gene_edit.clear()
+            self.candidates.clear()
+            self.candidate_info.clear()
+            self.column_combo.clear()
+            self._rebuild_legend()
             self._update_gene_controls()
             return
         self._label_snapshot = self._edited_labels()
@@ -272,6 +325,7 @@ class ColorWidget(QWidget):
         self._syncing = True
         try:
             self.opacity_slider.setValue(float(self.layer.opacity))
+            self.style_combo.setCurrentText(state.spot_style)
             self._fill_label_columns()
             if state.gene is None:
                 self.gene_edit.clear()
@@ -471,10 +525,29 @@ class ColorWidget(QWidget):
         self.recent_genes = col.remember_recent_gene(entry)
         self._fill_recent()
 
+    def apply_recent(self, entry: str):
+        """A recent gene (or gene set) picked: applied when this slide has it, else the same
+        message as for a typed name the slide lacks."""
+        search = self.gene_search()
+        if search is None:
+            self.candidate_info.setText("this slide has no count file" if self.layer is not None else "")
+            return
+        genes = col.parse_gene_list(entry)
+        for gene in genes:
+            if not search.is_gene(gene):
+                self._reject_gene(search, gene)
+                return
+        self.apply_genes([search.resolve(gene) for gene in genes])
+
     def _fill_recent(self):
+        """The recent list, kept across sessions and slides, offers what the followed slide has:
+        recent genes of another gene list (another technology or panel) stay out of the way."""
+        search = self.gene_search() if self.layer is not None else None
+        entries = [entry for entry in self.recent_genes
+                   if search is None or all(search.is_gene(g) for g in col.parse_gene_list(entry))]
         self.recent_combo.blockSignals(True)
         self.recent_combo.clear()
-        self.recent_combo.addItems(self.recent_genes)
+        self.recent_combo.addItems(entries)
         self.recent_combo.setCurrentIndex(-1)
         self.recent_combo.blockSignals(False)
 
@@ -517,7 +590,8 @@ class ColorWidget(QWidget):
         if not layer.shown.all():  # a label was hidden; setting shown costs a full refresh
             layer.shown = np.ones(len(layer.data), dtype=bool)
         self._restore_borders()
-        set_face_colors(layer, rgba)
+        self._protect_hidden(())  # in gene mode every spot is drawn
+        self._paint(rgba)
         # napari's own face colorbar reads the colormap and limits even with direct colours;
         # each change re-lays out its ticks and box, so set them only when they differ
         if layer.face_colormap.name != state.gene.colormap:
@@ -641,11 +715,46 @@ class ColorWidget(QWidget):
         `shown` is set too, so that napari's own tools skip hidden spots where they honour it."""
         layer, state = self.layer, self.state()
         values = self._label_values()
-        set_face_colors(layer, col.label_colors(values, self.palette, state.hidden_labels, self._legend_order()))
+        self._paint(col.label_colors(values, self.palette, state.hidden_labels, self._legend_order()))
         visible = col.visible_mask(values, state.hidden_labels)
         if not np.array_equal(layer.shown, visible):
             layer.shown = visible
-        self._show_borders(visible)
+        if state.spot_style == "filled":  # outline rings already take the hidden spots' alpha 0
+            self._show_borders(visible)
+        self._protect_hidden(state.hidden_labels if state.label_column == "label" else ())
+
+    def _protect_hidden(self, hidden_labels) -> None:
+        """Hidden means protected: the slide's label editor (shared with the curation widget)
+        keeps the hidden curated labels, so no selection or assignment touches their spots."""
+        from .editing import editor_for_layer
+
+        editor = editor_for_layer(self.layer, create=False)
+        if editor is not None:
+            editor.set_hidden_labels(hidden_labels)
+
+    def _paint(self, rgba: np.ndarray):
+        """Show per-spot colours as filled discs, or as rings with the tissue visible inside."""
+        if self.state().spot_style == "filled":
+            set_face_colors(self.layer, rgba)
+            return
+        set_face_colors(self.layer, np.zeros_like(rgba))
+        self.layer.border_color = rgba
+
+    def _on_spot_style(self, style: str):
+        if self._syncing or self.layer is None or self.state().spot_style == style:
+            return
+        layer, state = self.layer, self.state()
+        state.spot_style = style
+        state.border_alpha = None  # the rims are set afresh below
+        layer.border_width = OUTLINE_WIDTH if style == "outline" else RIM_WIDTH
+        if style == "filled":
+            layer.border_color = RIM_COLOR
+        if state.mode == "label":
+            self._apply_label_colors()
+        elif state.mode == "gene" and state.gene is not None:
+            if self._values is None:
+                self._values = self._gene_values(state.gene)
+            self._color_by_gene()
 
     def _show_borders(self, visible: np.ndarray):
         layer, state = self.layer, self.state()
@@ -665,7 +774,7 @@ class ColorWidget(QWidget):
             state.border_alpha = None
 
     def _restore_borders(self):
-        if self.state().border_alpha is not None:
+        if self.state().spot_style == "filled" and self.state().border_alpha is not None:
             self._show_borders(np.ones(len(self.layer.data), dtype=bool))
 
     def _edited_labels(self) -> np.ndarray | None:
@@ -727,7 +836,7 @@ class ColorWidget(QWidget):
             swatch.setToolTip("change colour")
             swatch.clicked.connect(lambda _=False, lab=entry.label: self._pick_color(lab))
             key = f"[{k + 1}] " if hotkeys and k < 9 and not entry.unlabelled else ""
-            check = QCheckBox(f"{key}{entry.label}  ({entry.count})")
+            check = _WrappingCheckBox(f"{key}{entry.label}  ({entry.count})")
             if key:
                 check.setToolTip(f"key {k + 1} on the spots layer assigns this label (Curate labels)")
             check.setChecked(entry.label not in hidden)
@@ -736,9 +845,9 @@ class ColorWidget(QWidget):
             solo.setText("solo")
             solo.setToolTip("show only this label")
             solo.clicked.connect(lambda _=False, lab=entry.label: self.solo_label(lab))
-            h.addWidget(swatch)
+            h.addWidget(swatch, 0, Qt.AlignmentFlag.AlignTop)
             h.addWidget(check, 1)
-            h.addWidget(solo)
+            h.addWidget(solo, 0, Qt.AlignmentFlag.AlignTop)
             self.legend_layout.addWidget(row)
             self.legend_rows[entry.label] = (swatch, check, solo)
         self.legend_layout.addStretch(1)

@@ -61,6 +61,11 @@ CLEAR_KEYS = ("0", "Backspace", "Delete")
 TOOL_KEYS = {"lasso": "L", "brush": "B", "rectangle": "R"}
 PAN_KEY = "Escape"  # back to pan/zoom and select none
 STROKE_LAYER_NAME = "selection stroke"
+# the outline of a rectangle or lasso: magenta (no label colour is pink or purple) and as many
+# screen pixels wide at every zoom; the brush shows its footprint, translucent, in image pixels
+STROKE_COLOR = "#ff00ff"
+STROKE_PIXELS = 3.0
+BRUSH_COLOR = "#ff00ff59"  # alpha 0.35: the spots under the footprint stay visible
 TOOL_TIPS = {
     "pan": "Pan and zoom the view (Esc on the spots layer; also selects none)",
     "click": "Click a spot; Shift-click adds; drag a box (napari's select mode, key S)",
@@ -256,6 +261,10 @@ class CurateWidget(QWidget):
         self.label_input.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.label_input.setMinimumContentsLength(5)
         self.label_input.setToolTip("Pick a label or type a new one (spaces, commas, * and quotes are fine)")
+        # Enter must assign the text as typed: Qt's own Enter handling would first jump to an item
+        # equal but for case ("tumour" -> "Tumour"), and insert the text as an item of its own
+        self.label_input.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.label_input.completer().setCaseSensitivity(Qt.CaseSensitivity.CaseSensitive)
         self.label_input.lineEdit().returnPressed.connect(self.assign_typed_label)
         self.label_input.activated.connect(self._on_label_picked)
         self.assign_button = QPushButton("Assign")
@@ -468,14 +477,14 @@ class CurateWidget(QWidget):
             return
         index = self.select_label_combo.currentIndex()
         label = self.select_label_combo.itemData(index)
-        self.set_selection(self.editor.indices_with_label(label))
+        self.set_selection(self._without_hidden(self.editor.indices_with_label(label)))
 
     def invert_selection(self) -> None:
         if self.layer is None or self.is_bins:
             return
         mask = np.ones(len(self.layer.data), dtype=bool)
         mask[self.selection] = False
-        self.set_selection(np.flatnonzero(mask))
+        self.set_selection(self._without_hidden(np.flatnonzero(mask)))
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
@@ -536,7 +545,14 @@ class CurateWidget(QWidget):
             if self._spot_index is None or self._spot_index.positions.shape != positions.shape:
                 self._spot_index = SpotIndex(positions)  # built on the first stroke, reused after
             picked = self._spot_index.near_path(np.asarray(path), self.brush_radius.value())
-        self.set_selection(picked, mode)
+        self.set_selection(self._without_hidden(picked), mode)
+
+    def _without_hidden(self, indices) -> np.ndarray:
+        """`indices` less the spots whose label is hidden in the legend, saying how many were skipped."""
+        shown, skipped = self.editor.split_hidden(indices)
+        if skipped:
+            self._notify(f"{skipped} hidden spot(s) skipped: show their label in the legend to select them")
+        return shown
 
     def _stroke_layer(self):
         """A Shapes layer that shows the shape while it is drawn.
@@ -548,9 +564,8 @@ class CurateWidget(QWidget):
         if stroke is None or stroke not in self.viewer.layers:
             stroke = self.viewer.add_shapes(
                 name=STROKE_LAYER_NAME,
-                edge_color="#ffd400",
+                edge_color=STROKE_COLOR,
                 face_color="transparent",
-                opacity=0.35,  # the spots under the stroke stay visible
                 scale=self.layer.scale,
                 translate=self.layer.translate,
             )
@@ -579,14 +594,17 @@ class CurateWidget(QWidget):
         points = np.asarray(path)
         with stroke.events.blocker_all():
             stroke.data = []
+        # data units per screen pixel: the camera zoom is screen pixels per world unit
+        width = STROKE_PIXELS / (self.viewer.camera.zoom * abs(float(stroke.scale[-1])))
         if tool == "rectangle":
             (y0, x0), (y1, x1) = points[0], points[-1]
-            stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=2)
+            stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=width,
+                                  edge_color=STROKE_COLOR)
         elif tool == "lasso" and len(points) >= 3:
-            stroke.add_polygons([points], edge_width=2)
+            stroke.add_polygons([points], edge_width=width, edge_color=STROKE_COLOR)
         elif tool == "brush":
             line = points if len(points) > 1 else np.vstack([points, points + 1e-3])
-            stroke.add_paths([line], edge_width=2 * self.brush_radius.value())
+            stroke.add_paths([line], edge_width=2 * self.brush_radius.value(), edge_color=BRUSH_COLOR)
         stroke.refresh()
 
     # -- editing ---------------------------------------------------------------------------------
@@ -601,9 +619,11 @@ class CurateWidget(QWidget):
         if self.is_bins:
             self.paint_with(label)
             return 0
-        selection = self.selection
-        if selection.size == 0:
+        if self.selection.size == 0:
             self._notify("select spots first")
+            return 0
+        selection = self._without_hidden(self.selection)  # e.g. clicked before their label was hidden
+        if selection.size == 0:
             return 0
         try:
             return self.editor.assign(selection, label)
@@ -848,7 +868,11 @@ class CurateWidget(QWidget):
 
         path, _ = QFileDialog.getSaveFileName(self, "Export Loupe category CSV", "", "CSV (*.csv)")
         if path and self.editor is not None:
-            n = export_loupe(self.editor, path)
+            try:
+                n = export_loupe(self.editor, path)
+            except ValueError as exc:  # SlideError: names the chosen file and why it cannot be written
+                self._notify(str(exc))
+                return
             self._notify(f"exported {n} labelled spot(s) to {path}")
 
     # -- recovery and closing --------------------------------------------------------------------

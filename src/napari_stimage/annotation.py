@@ -50,8 +50,12 @@ def parse_label(cell: str) -> str | None:
 
 
 def reads_as_missing(label: str) -> bool:
-    """True for a label text that any reader of the file would take as "unlabelled"."""
-    return label.strip() in MISSING_TOKENS
+    """True for a label text that any reader of the file would take as "unlabelled": ours, or
+    pandas' `read_csv` with its default missing-value words (`None`, `NULL`, `#N/A`, `-nan`, ...)."""
+    from pandas._libs.parsers import STR_NA_VALUES  # the list read_csv documents; no public name
+
+    text = label.strip()
+    return text in MISSING_TOKENS or text in STR_NA_VALUES
 
 
 class AnnotationChangedOnDisk(SlideError):

@@ -66,6 +66,18 @@ def parse_gene_list(text: str) -> list[str]:
 
 NON_EXPRESSING_MODES = ("transparent", "grey", "colormap")
 NON_EXPRESSING_GREY = np.array([0.55, 0.55, 0.55, 1.0], dtype=np.float32)
+# Spots the count file lacks have no value, which is not a zero: in every non-expressing mode they
+# are near-white discs (near-black on colormaps that start light, such as fire), unlike a
+# transparent, grey or colormap-low-end zero; tests/test_coloring.py checks the difference over
+# H&E pink and purple for every colormap of the widget
+NO_DATA_COLOR = np.array([1.0, 1.0, 1.0, 0.8], dtype=np.float32)
+NO_DATA_COLOR_ON_LIGHT = np.array([0.08, 0.08, 0.08, 0.8], dtype=np.float32)
+
+
+def no_data_color(colormap) -> np.ndarray:
+    """The RGBA of spots without a value, for a colormap: never its low end's look-alike."""
+    low = map_to_colormap(np.zeros(1), colormap, (0.0, 1.0))[0]
+    return NO_DATA_COLOR_ON_LIGHT if low[:3].mean() > 0.5 else NO_DATA_COLOR
 DEFAULT_PERCENTILES = (1.0, 99.0)
 
 
@@ -168,7 +180,8 @@ def map_to_colormap(values: np.ndarray, colormap, contrast_limits: tuple[float, 
 
 
 def gene_colors(values: np.ndarray, coloring: GeneColoring, expressing: np.ndarray | None = None) -> np.ndarray:
-    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest.
+    """Per-spot RGBA for gene mode: colormap for expressing spots, `non_expressing` for the rest,
+    and `no_data_color` for spots without a value (missing from the count file), whatever the mode.
 
     `expressing` is `expressing_mask(values)` when the caller already has it (same colours).
     """
@@ -180,8 +193,10 @@ def gene_colors(values: np.ndarray, coloring: GeneColoring, expressing: np.ndarr
         rgba[silent] = 0.0
     elif coloring.non_expressing == "grey":
         rgba[silent] = NON_EXPRESSING_GREY
-    else:  # colormap: zeros take the bottom colour; spots without expression data stay hidden
-        rgba[np.isnan(np.asarray(values, np.float64))] = 0.0
+    # "colormap": zeros keep the bottom colour
+    missing = np.isnan(np.asarray(values, np.float64))
+    if missing.any():
+        rgba[missing] = no_data_color(coloring.colormap)
     return rgba
 
 
@@ -336,33 +351,35 @@ def _write_json(path: Path, data) -> None:
 # ---------------------------------------------------------------------------------------------
 # Label colouring
 
-# Colours chosen to stand out on H&E: saturated yellows, oranges, reds, greens, cyans and blues.
-# Pinks and purples (eosin, haematoxylin), browns and dark colours are left out; greys are kept
-# for "unlabelled" and for the dataset's "not a tissue class" labels.
+# Colours chosen to stand out on H&E and to stay apart for colour-blind eyes (CIEDE2000, the
+# smallest over normal vision and simulated deuteranopia and protanopia): the first eight at least
+# 9.5 apart, every colour at least 12 from H&E pink and purple and from the neutrals below, all
+# twelve at least 13 apart in normal vision. tests/test_coloring.py measures it.
 LABEL_PALETTE = (
-    "#ffd600", "#ff9100", "#00c853", "#2962ff", "#ff1a1a", "#00e5ff", "#aeea00", "#1de9b6",
-    "#40c4ff", "#ff3d00", "#ffe57f", "#b71c1c",
+    "#40c4ff", "#76ff03", "#7c4dff", "#d55e00", "#009e73", "#fff59d", "#bf360c", "#e69f00",
+    "#ff5252", "#00c853", "#ffd600", "#0091ea",
 )
-UNLABELLED_COLOR = "#bdbdbd"
+UNLABELLED_COLOR = "#ffffff"
 
-# The label vocabularies of STimage-1K4M (docs/formats.md) get fixed, hand-picked colours:
-# distinct within each vocabulary, ordered where the labels are (cortical layers, Gleason grades).
+# The label vocabularies of STimage-1K4M (docs/formats.md) get fixed, hand-picked colours: within
+# each vocabulary, with the neutrals, at least 9 CIEDE2000 apart for colour-blind eyes too, and
+# ordered where the labels are (cortical layers, Gleason grades).
 BUILTIN_LABEL_COLORS = {
-    # brain cortical layers, superficial to deep: yellow -> green -> blue, white matter orange
+    # brain cortical layers, superficial to deep: yellow -> green -> blue, white matter vermilion
     **{f"{prefix}{k}": color for prefix in ("L", "Layer") for k, color in zip(
-        range(1, 7), ("#ffd600", "#aeea00", "#00c853", "#1de9b6", "#00b0ff", "#2962ff"))},
-    "WM": "#ff9100",
+        range(1, 7), ("#ffd600", "#00c853", "#009e73", "#1de9b6", "#40c4ff", "#2962ff"))},
+    "WM": "#d55e00",
     # tertiary lymphoid structures
-    "TLS": "#ffd600", "T_agg": "#ff9100", "NO_TLS": "#40c4ff",
+    "TLS": "#ffd600", "T_agg": "#d55e00", "NO_TLS": "#40c4ff",
     # breast
-    "invasive cancer": "#ff1a1a", "cancer in situ": "#ff9100", "immune infiltrate": "#ffd600",
-    "breast glands": "#00e5ff", "connective tissue": "#00c853", "adipose tissue": "#2962ff",
-    # prostate: Gleason grades yellow -> red, benign greens, the rest cyan, blue and white
-    "GG1": "#ffd600", "GG2": "#ff9100", "GG4": "#ff1a1a", "GG4 Cribriform": "#b71c1c",
-    "PIN": "#00e5ff", "Benign": "#00c853", "Benign*": "#aeea00", "Transition_State": "#2962ff",
-    "Chronic inflammation": "#ffffff",
-    # not a tissue class: neutral greys (lighter "unlabelled" is #bdbdbd)
-    "undetermined": "#9e9e9e", "Exclude": "#616161",
+    "invasive cancer": "#d55e00", "cancer in situ": "#ff9100", "immune infiltrate": "#ffd600",
+    "breast glands": "#40c4ff", "connective tissue": "#009e73", "adipose tissue": "#2962ff",
+    # prostate: Gleason grades yellow -> vermilion -> rust -> brown, benign greens, the rest blues
+    "GG1": "#ffd600", "GG2": "#d55e00", "GG4": "#bf360c", "GG4 Cribriform": "#795548",
+    "PIN": "#1de9b6", "Benign": "#00c853", "Benign*": "#009e73", "Transition_State": "#2962ff",
+    "Chronic inflammation": "#40c4ff",
+    # not a tissue class: neutrals far apart in lightness (unlabelled spots are white)
+    "undetermined": "#616161", "Exclude": "#000000",
 }
 LABEL_COLORS_FILE = "label_colors.json"
 

@@ -44,7 +44,7 @@ from .annotation import (
 )
 from .errors import SlideError, StorageWarning
 from .labels import is_unlabelled, label_categories
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, atomic_write_text
 
 EDITOR_KEY = "stimage_label_editor"
 DEFAULT_MAX_UNDO = 500
@@ -114,14 +114,44 @@ class Recovery:
         return f"{len(self.labels)} unsaved label change(s) of {self.slide} from {when}"
 
 
-def recovery_path_for(annotation_path: str | Path) -> Path:
+def _user_file_for(folder_name: str, annotation_path: str | Path) -> Path:
+    """A file of the user data folder that belongs to one annotation file (keyed by its path)."""
     from .cache import data_dir
 
     annotation_path = Path(annotation_path).resolve()
     key = hashlib.sha1(str(annotation_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    folder = data_dir() / "recovery"
+    folder = data_dir() / folder_name
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{annotation_path.stem}-{key}.json"
+
+
+def recovery_path_for(annotation_path: str | Path) -> Path:
+    return _user_file_for("recovery", annotation_path)
+
+
+def label_order_path_for(annotation_path: str | Path) -> Path:
+    """Where the hotkey order of an annotation file's labels is kept between sessions."""
+    return _user_file_for("label_order", annotation_path)
+
+
+def load_label_order(annotation_path: str | Path | None) -> list[str]:
+    """The label order saved with the annotation file's last save ([] when none or unreadable)."""
+    if annotation_path is None:
+        return []
+    try:
+        loaded = json.loads(label_order_path_for(annotation_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(label) for label in loaded] if isinstance(loaded, list) else []
+
+
+def save_label_order(annotation_path: str | Path, order: list[str]) -> None:
+    """Keep `order` for the next time the annotation file is opened (best effort: a read-only
+    data folder only costs the order, never the save)."""
+    try:
+        atomic_write_text(label_order_path_for(annotation_path), json.dumps(order))
+    except OSError:
+        pass
 
 
 class LabelEditor:
@@ -149,9 +179,12 @@ class LabelEditor:
         first = self.table.first_labels()
         self._original = np.array([first.get(s) for s in self.spot_ids], dtype=object)
         self._labels = self._original.copy()
-        # hotkeys 1-9 must not change meaning mid-session: labels of the file first (natural
-        # order), then each new label appended when first assigned
-        self._category_order: list[str] = label_categories(self._original)
+        # hotkeys 1-9 must not change meaning, mid-session or across a save and reopen: the file's
+        # labels in the order kept at its last save, the others in natural order, then each new
+        # label appended when first assigned
+        in_file = label_categories(self._original)
+        kept = [label for label in load_label_order(self.path) if label in in_file]
+        self._category_order: list[str] = kept + [label for label in in_file if label not in kept]
         self._known_labels: set[str] = set(self._category_order)
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
@@ -160,6 +193,8 @@ class LabelEditor:
         self._views: list[View] = []
         self._same_id = self._repeated_id_groups()
         self.recovery_off: str | None = None  # why recovery files cannot be written, once it failed
+        # labels hidden in the legend (UNLABELLED for unlabelled spots): their spots are protected
+        self.hidden_labels: frozenset[str] = frozenset()
 
     @classmethod
     def from_slide(cls, slide, **kwargs) -> LabelEditor:
@@ -206,8 +241,9 @@ class LabelEditor:
         """The slide's labels in a session-stable order: the source of the legend's, the label
         drop-down's and hotkeys 1-9's order.
 
-        First the labels present when the editor was made, in natural order
-        (`labels.label_categories`), then labels in the order they were first assigned in this
+        First the labels present when the editor was made, in the order saved with the file's
+        last save (`load_label_order`; labels it does not list in natural order,
+        `labels.label_categories`), then labels in the order they were first assigned in this
         session. The order never shifts while the editor lives; a label that no spot holds
         anymore (cleared, undone) stays listed until the slide is opened again.
         """
@@ -221,6 +257,26 @@ class LabelEditor:
     def indices_with_label(self, label: str | None) -> np.ndarray:
         label = normalise_label(label)
         return np.flatnonzero(np.equal(self._labels, label) if label is not None else np.equal(self._labels, None))
+
+    def set_hidden_labels(self, labels: Iterable[str]) -> None:
+        """The labels hidden in the legend (`labels.UNLABELLED` for unlabelled spots).
+
+        What is hidden is protected: selection tools, Invert and "select label" leave those
+        spots out (`split_hidden`), so assigning never relabels a spot the curator cannot see.
+        The colour widget sets this; the curation widget reads it, through the slide's editor.
+        """
+        self.hidden_labels = frozenset(str(label) for label in labels)
+
+    def split_hidden(self, spot_indices) -> tuple[np.ndarray, int]:
+        """The spots of `spot_indices` whose label is not hidden (sorted, unique), and how many
+        were left out because it is."""
+        idx = np.unique(np.asarray(spot_indices, dtype=np.int64).ravel())
+        if not self.hidden_labels or idx.size == 0:
+            return idx, 0
+        from .coloring import visible_mask
+
+        visible = visible_mask(self._labels[idx], self.hidden_labels)
+        return idx[visible], int(idx.size - visible.sum())
 
     @property
     def dirty(self) -> bool:
@@ -420,6 +476,7 @@ class LabelEditor:
             self.discard_recovery()  # the edits now live in the saved file; recovery follows the new path
         self.path = job.path
         self.fingerprint = fingerprint
+        save_label_order(self.path, self._category_order)
         self._saved_top = job.undo_top
         self._saved_reachable = job.undo_top is None or job.undo_top in self._undo
         if not self.dirty:

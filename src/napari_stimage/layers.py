@@ -61,6 +61,11 @@ def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
     return "transparent"
 
 
+RIM_COLOR = "#ffffff"
+RIM_WIDTH = 0.05  # of the diameter: a faint rim keeps neighbouring spots apart without hiding the H&E
+OUTLINE_WIDTH = 0.18  # outline-only spots: a ring wide enough to read its colour, the tissue inside
+
+
 def spots_layer_data(slide: Slide) -> tuple:
     features = slide.features()
     meta = {
@@ -68,8 +73,8 @@ def spots_layer_data(slide: Slide) -> tuple:
         "size": slide.diameters,
         "features": features,
         "face_color": initial_face_colors(slide, features["label"].to_numpy()),
-        "border_color": "#ffffff",
-        "border_width": 0.05,  # a faint rim keeps neighbouring spots apart without hiding the H&E
+        "border_color": RIM_COLOR,
+        "border_width": RIM_WIDTH,
         "border_width_is_relative": True,
         "opacity": 0.85,
         "metadata": {SLIDE_KEY: slide},

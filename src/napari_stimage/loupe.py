@@ -49,8 +49,8 @@ def export_loupe(editor, path: str | Path, category: str | None = None) -> int:
     text = loupe_text(editor.spot_ids.tolist(), editor.labels.tolist(), editor.slide_name, category)
     try:
         atomic_write_bytes(path, text.encode("utf-8"))
-    except OSError as exc:
-        raise SlideError(path, f"cannot write the Loupe CSV ({exc})") from exc
+    except OSError as exc:  # its own text may name the temporary file: name the chosen one only
+        raise SlideError(path, f"cannot write the Loupe CSV ({exc.strerror or exc})") from exc
     return text.count("\n") - 1
 
 

@@ -269,6 +269,8 @@ def _cmd_render(args) -> int:
     from .slide import load_slide
 
     problem = _check_colormap(args.colormap)
+    if problem is None and args.clim and not args.clim[0] < args.clim[1]:
+        problem = f"--clim LOW HIGH needs LOW < HIGH (got {args.clim[0]:g} {args.clim[1]:g})"
     if problem:
         print(f"napari-stimage render: {problem}", file=sys.stderr)
         return 2
