@@ -140,7 +140,7 @@ def load_label_order(annotation_path: str | Path | None) -> list[str]:
         return []
     try:
         loaded = json.loads(label_order_path_for(annotation_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # SlideError too: an unusable data folder only costs the order
         return []
     return [str(label) for label in loaded] if isinstance(loaded, list) else []
 
@@ -150,7 +150,7 @@ def save_label_order(annotation_path: str | Path, order: list[str]) -> None:
     data folder only costs the order, never the save)."""
     try:
         atomic_write_text(label_order_path_for(annotation_path), json.dumps(order))
-    except OSError:
+    except (OSError, SlideError):
         pass
 
 
