@@ -11,8 +11,18 @@ from scipy.stats import pearsonr
 
 from napari_stimage import SlideError
 from napari_stimage.cli import main
-from napari_stimage.predictions import compare, comparison_table, load_predictions, stpath_rescaled
-from napari_stimage.render import PANEL_WIDTH, TITLE_HEIGHT, render_prediction_comparison, render_scale
+from napari_stimage.predictions import (
+    compare,
+    comparison_table,
+    load_predictions,
+    stpath_rescaled,
+)
+from napari_stimage.render import (
+    PANEL_WIDTH,
+    TITLE_HEIGHT,
+    render_prediction_comparison,
+    render_scale,
+)
 
 GOOD, RANDOM, ABSENT = "ERBB2", "GAPDH", "NOTONTHESLIDE"
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .errors import SlideError
 
@@ -39,7 +40,6 @@ COORDINATE_RANGE = 100.0  # STPath rescales each axis to [0, 100]
 # a VisiumHD slide are ~0.03 apart, so a wrong order cannot pass.
 COORDINATE_TOLERANCE = 1e-3
 METRICS = ("pearson_r", "r2", "l2_error")
-_ROW_BLOCK = 1024  # rows of predictions converted to float64 at a time for the sums
 
 
 def _show(items: Sequence[str], n: int = 3) -> str:
@@ -69,7 +69,6 @@ class PredictionFile:
 def read_prediction_file(path: str | Path) -> PredictionFile:
     """Read a prediction `.h5ad` (dense or sparse `X`). Raises SlideError naming the file."""
     import anndata as ad
-    import scipy.sparse as sp
 
     from .expression import make_unique
 
@@ -88,7 +87,7 @@ def read_prediction_file(path: str | Path) -> PredictionFile:
         values = np.ascontiguousarray(values, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise SlideError(path, f"X is not numeric ({exc})") from exc
-    coordinates = adata.obsm["coordinates"] if "coordinates" in adata.obsm else None
+    coordinates = adata.obsm.get("coordinates")
     if coordinates is not None:
         coordinates = np.asarray(coordinates, dtype=np.float64)
         if coordinates.shape != (values.shape[0], 2):
@@ -389,12 +388,35 @@ def _shared_genes(expression, predictions: Predictions) -> tuple[np.ndarray, np.
     return measured, predicted
 
 
+def _is_identity(index: np.ndarray, n: int) -> bool:
+    return len(index) == n and bool((index == np.arange(n)).all())
+
+
+def _column_sums(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the sum and the sum of squares over `rows` (unique), in float64.
+
+    Over all rows when possible (numpy casts in small buffers: no float64 copy of the matrix),
+    minus the few rows left out; a subset copy only when most rows are left out."""
+
+    def sums(block):
+        return block.sum(axis=0, dtype=np.float64), np.einsum("ij,ij->j", block, block, dtype=np.float64)
+
+    left_out = np.setdiff1d(np.arange(values.shape[0]), rows)
+    if len(left_out) > len(rows):
+        return sums(values[rows])
+    total, total_sq = sums(values)
+    if len(left_out):
+        out, out_sq = sums(values[left_out])
+        total, total_sq = total - out, total_sq - out_sq
+    return total, total_sq
+
+
 def compare(slide, predictions: Predictions) -> Comparison:
     """Pearson r, R², L2 error and mean measured log1p per shared gene, vectorised.
 
     Over the spots with both a prediction and a row in the count file. Measured values are
-    log1p(counts) taken from the sparse matrix (never densified); predictions are summed in
-    float64 blocks. Sums of squares and products give every metric in one pass.
+    log1p(counts) taken from the sparse matrix (never densified); sums, sums of squares and of
+    products (float64) give every metric in one pass over the predictions.
     """
     expression = slide.expression
     if expression is None:
@@ -409,26 +431,27 @@ def compare(slide, predictions: Predictions) -> Comparison:
         )
     meas_cols, pred_cols = _shared_genes(expression, predictions)
 
-    # Measured: log1p of the non-zeros, rows in the order of the spot pairs.
-    measured = expression.matrix[:, meas_cols][count_rows, :].tocsc()
-    logged = np.log1p(measured.data.astype(np.float64))
-    gene_of = np.repeat(np.arange(len(meas_cols)), np.diff(measured.indptr))
-    G = len(meas_cols)
-    sum_m = np.bincount(gene_of, weights=logged, minlength=G)
-    sum_mm = np.bincount(gene_of, weights=logged * logged, minlength=G)
-    predicted_there = predictions.values[pred_rows[measured.indices], pred_cols[gene_of]]
-    sum_mp = np.bincount(gene_of, weights=logged * predicted_there, minlength=G)
-
-    # Predicted: column sums over the paired rows, float64 a block of rows at a time.
+    # Measured: log1p of the non-zeros, CSR with rows in the order of the spot pairs, so that
+    # the predictions under them are read row by row (a cache-friendly gather).
+    matrix = expression.matrix
+    if not _is_identity(meas_cols, matrix.shape[1]):
+        matrix = matrix[:, meas_cols]
+    measured = matrix.tocsr()
+    if not _is_identity(count_rows, measured.shape[0]):
+        measured = measured[count_rows]
+    logged = np.log1p(measured.data, dtype=np.float64)
     P = predictions.values
-    all_rows = n == P.shape[0] and np.array_equal(pred_rows, np.arange(n))
-    sum_p = np.zeros(P.shape[1])
-    sum_pp = np.zeros(P.shape[1])
-    for start in range(0, n, _ROW_BLOCK):
-        block = P[start : start + _ROW_BLOCK] if all_rows else P[pred_rows[start : start + _ROW_BLOCK]]
-        block = block.astype(np.float64)
-        sum_p += block.sum(axis=0)
-        sum_pp += np.einsum("ij,ij->j", block, block)
+    columns = measured.indices if _is_identity(pred_cols, P.shape[1]) else pred_cols[measured.indices]
+    flat = np.repeat(pred_rows.astype(np.int64) * P.shape[1], np.diff(measured.indptr)) + columns
+    products = logged * np.ascontiguousarray(P).ravel()[flat]
+
+    def per_gene(weights):
+        """Column sums of the measured pattern with other values: C-level, no Python loop."""
+        return np.asarray(sp.csr_matrix((weights, measured.indices, measured.indptr), shape=measured.shape)
+                          .sum(axis=0)).ravel()
+
+    sum_m, sum_mm, sum_mp = per_gene(logged), per_gene(logged * logged), per_gene(products)
+    sum_p, sum_pp = _column_sums(P, pred_rows)
     sum_p, sum_pp = sum_p[pred_cols], sum_pp[pred_cols]
 
     mean_m, mean_p = sum_m / n, sum_p / n

@@ -245,11 +245,11 @@ def render_prediction_comparison(
         (measured, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} measured · log1p"),
         (predicted, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} predicted · log1p"),
         (residual, col.GeneColoring((name,), "raw", residual_colormap, (-half, half), "colormap"),
-         f"{name} residual: predicted − measured"),
+         f"{name} residual: predicted - measured"),
     ]
     full_h, full_w = _slide_extent(slide)
     scale = width / full_w
-    height = max(1, int(round(full_h * scale)))
+    height = max(1, round(full_h * scale))
     panel_w = width + PANEL_WIDTH
     out = Image.new("RGBA", (3 * panel_w, TITLE_HEIGHT + height), BACKGROUND + (255,))
     background = _background(slide, width, height)
