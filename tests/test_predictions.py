@@ -111,7 +111,7 @@ def test_barcodes_of_another_run_or_slide_are_refused(slide, tmp_path):
     shuffled, _ = stpath_outputs(slide, tmp_path, order=np.random.default_rng(3).permutation(slide.n_spots))
     _, other_run = stpath_outputs(slide, tmp_path, order=np.random.default_rng(4).permutation(slide.n_spots),
                                   tag="other")
-    with pytest.raises(SlideError, match="do not sit where obsm"):
+    with pytest.raises(SlideError, match="do not sit where obsm.*the embeddings file given is not the one"):
         load_predictions(slide, shuffled, barcodes=other_run)
 
     foreign = tmp_path / "foreign.h5"
@@ -153,6 +153,22 @@ def test_obs_names_that_are_spot_ids_place_the_rows(slide, tmp_path):
     adata.write_h5ad(prediction)
     with pytest.raises(SlideError, match=rf"{slide.n_spots - 2} of {slide.n_spots} obs_names are spot ids"):
         load_predictions(slide, prediction)
+
+
+def test_a_constant_prediction_has_no_r_and_is_left_out_of_the_mean(slide, tmp_path):
+    prediction, _ = stpath_outputs(slide, tmp_path)
+    adata = ad.read_h5ad(prediction)
+    adata.X[:, 1] = 1.5  # RANDOM predicted flat: r undefined, as scipy says
+    adata.write_h5ad(prediction)
+    result = compare(slide, load_predictions(slide, prediction))
+    assert np.isnan(result.table.loc[RANDOM, "pearson_r"])
+    measured = np.log1p(slide.gene_values(RANDOM))
+    m = measured[np.isfinite(measured)]
+    assert result.table.loc[RANDOM, "l2_error"] == pytest.approx(np.mean((1.5 - m) ** 2), rel=1e-6)
+    results = result.hest_results()
+    assert results["pearson_corrs"][1] == {"name": RANDOM, "pearson_corr": None}
+    assert results["pearson_mean"] == pytest.approx(result.table.loc[GOOD, "pearson_r"]) and results["pearson_std"] == 0
+    assert results["n_genes_undefined_r"] == 1
 
 
 def test_unreadable_prediction_file_names_the_file(slide, tmp_path):

@@ -157,15 +157,14 @@ def _spots_of_ids(slide, ids: Sequence[str]) -> np.ndarray:
     return best
 
 
-def _verify_coordinates(pred: PredictionFile, slide, row_spots: np.ndarray, how: str) -> None:
+def _verify_coordinates(pred: PredictionFile, slide, row_spots: np.ndarray, how: str, barcodes_given: bool) -> None:
     """Refuse when obsm['coordinates'] disagrees with the rescaled coordinates of the spots
     the rows were placed on (the rows would be misplaced)."""
     if pred.coordinates is None:
         return
-    xy = slide.spots[["x", "y"]].to_numpy(np.float64)[row_spots]
-    diff = np.abs(stpath_rescaled(xy) - pred.coordinates)
-    both_nan = np.isnan(diff) & np.isnan(pred.coordinates)
-    diff[both_nan] = 0.0
+    expected = stpath_rescaled(slide.spots[["x", "y"]].to_numpy(np.float64)[row_spots])
+    diff = np.abs(expected - pred.coordinates)
+    diff[np.isnan(expected) & np.isnan(pred.coordinates)] = 0.0  # an axis without extent, on both sides
     diff = np.nan_to_num(diff, nan=np.inf).max(axis=1)
     bad = np.flatnonzero(diff > COORDINATE_TOLERANCE)
     if len(bad):
@@ -175,8 +174,9 @@ def _verify_coordinates(pred: PredictionFile, slide, row_spots: np.ndarray, how:
             f"rows placed {how} do not sit where obsm['coordinates'] says: {len(bad)} of {pred.n_rows} rows "
             f"differ from the [0, 100] rescaling of the slide's (x, y) by more than {COORDINATE_TOLERANCE} "
             f"(first: row {first}, spot {slide.spots['spot_id'].iloc[row_spots[first]]}, off by {diff[first]:.3g}). "
-            f"The prediction was not made from {slide.name}'s spots in this order; give the embeddings .h5 "
-            "it was made from (--barcodes)",
+            f"The prediction was not made from {slide.name}'s spots in this order: "
+            + ("the embeddings file given is not the one it was made from" if barcodes_given
+               else "give the embeddings .h5 it was made from (--barcodes)"),
         )
 
 
@@ -230,7 +230,7 @@ def match_rows(slide, pred: PredictionFile, barcodes: np.ndarray | None = None) 
                     "against the slide: give the embeddings .h5 the prediction was made from (--barcodes)",
                 )
             row_spots = np.arange(n_rows)
-    _verify_coordinates(pred, slide, row_spots, how)
+    _verify_coordinates(pred, slide, row_spots, how, barcodes is not None)
     spot_rows = np.full(n_spots, -1, dtype=np.int64)
     spot_rows[row_spots] = np.arange(n_rows)
     return spot_rows, how
