@@ -90,6 +90,23 @@ def test_stpath_prediction_in_spot_order_matches_scipy(slide, tmp_path):
     assert abs(result.table.loc[RANDOM, "pearson_r"]) < 0.3
 
 
+def test_pearson_stays_exact_for_a_small_spread_around_a_large_mean_and_sparse_x(slide, tmp_path):
+    import scipy.sparse as sp
+
+    prediction, _ = stpath_outputs(slide, tmp_path)
+    adata = ad.read_h5ad(prediction)
+    X = adata.X.copy()
+    X[:, 1] = 8.0 + np.random.default_rng(2).normal(0, 1e-3, slide.n_spots)  # float32 near its resolution
+    adata.X = sp.csr_matrix(X)  # another model may write sparse X
+    adata.write_h5ad(prediction)
+    pred = load_predictions(slide, prediction)
+    result = compare(slide, pred)
+    for gene in (GOOD, RANDOM):
+        r, r2, l2, *_ = expected_metrics(slide, pred, gene)
+        assert result.table.loc[gene, "pearson_r"] == pytest.approx(r, abs=1e-6)
+        assert result.table.loc[gene, "l2_error"] == pytest.approx(l2, rel=1e-6)
+
+
 def test_shuffled_rows_are_refused_without_barcodes_and_placed_with_them(slide, tmp_path):
     in_order, _ = stpath_outputs(slide, tmp_path, tag="ordered")
     shuffled_order = np.random.default_rng(7).permutation(slide.n_spots)
@@ -225,6 +242,18 @@ def test_cli_writes_hest_results_json_and_refuses_unmatched_rows(slide_paths, sl
     assert written.loc[GOOD, "pearson_r"] == pytest.approx(expected[GOOD], abs=1e-5)
 
     assert main(["predictions", str(slide_paths.coord), str(prediction), "--out", str(tmp_path / "r.txt")]) == 2
+
+    second, second_embeddings = stpath_outputs(slide, tmp_path, order=order[::-1], seed=5, tag="second")
+    both = tmp_path / "both.csv"
+    two = ["predictions", str(slide_paths.coord), str(prediction), str(second)]
+    assert main([*two, "--barcodes", str(embeddings), "--out", str(both)]) == 1  # one file for both: wrong order
+    assert main([*two, "--barcodes", str(embeddings), "--barcodes", str(second_embeddings),
+                 "--out", str(both)]) == 0
+    assert list(pd.read_csv(both, index_col="gene").columns) == [
+        "mean_measured", "pearson_r [pred]", "r2 [pred]", "l2_error [pred]",
+        "pearson_r [second]", "r2 [second]", "l2_error [second]"]
+    assert main([*two, "--barcodes", str(embeddings), "--barcodes", str(second_embeddings),
+                 "--out", str(tmp_path / "both.json")]) == 2
 
 
 def _panel_pixel(image, slide, index, width, panel):
