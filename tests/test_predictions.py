@@ -105,6 +105,7 @@ def test_pearson_stays_exact_for_a_small_spread_around_a_large_mean_and_sparse_x
         r, r2, l2, *_ = expected_metrics(slide, pred, gene)
         assert result.table.loc[gene, "pearson_r"] == pytest.approx(r, abs=1e-6)
         assert result.table.loc[gene, "l2_error"] == pytest.approx(l2, rel=1e-6)
+        assert result.table.loc[gene, "r2"] == pytest.approx(r2, rel=1e-6, abs=1e-9)
 
 
 def test_shuffled_rows_are_refused_without_barcodes_and_placed_with_them(slide, tmp_path):
