@@ -1,4 +1,5 @@
-"""Command line: `napari-stimage demo | open PATH | render PATH --out FILE.png | make-sample DIR | convert ROOT`."""
+"""Command line: `napari-stimage demo | open PATH | render PATH --out FILE.png | make-sample DIR | convert ROOT |
+predictions PATH PRED.h5ad --out results.json`."""
 
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import convert
 
     convert.add_parser(sub)
+    from . import predictions
+
+    predictions.add_parser(sub)
     return parser
 
 

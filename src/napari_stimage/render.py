@@ -83,13 +83,13 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _colorbar_panel(height: int, coloring: col.GeneColoring, limits: tuple[float, float]):
+def _colorbar_panel(height: int, coloring: col.GeneColoring, limits: tuple[float, float], title: str | None = None):
     from PIL import Image, ImageDraw
 
     panel = Image.new("RGBA", (PANEL_WIDTH, height), BACKGROUND + (255,))
     draw = ImageDraw.Draw(panel)
     title_font, tick_font = _font(14), _font(12)
-    draw.text((12, 10), _wrap(coloring.title, 28), fill=TEXT_COLOR, font=title_font)
+    draw.text((12, 10), _wrap(title or coloring.title, 28), fill=TEXT_COLOR, font=title_font)
     top, bar_h = 60, max(60, min(height - 90, 360))
     ramp = col.colormap_ramp(coloring.colormap, bar_h)[::-1]  # high values at the top
     bar = np.repeat((ramp[:, None, :3] * 255).astype(np.uint8), 28, axis=1)
@@ -204,6 +204,69 @@ def render_slide(
     return np.asarray(canvas.convert("RGB"))
 
 
+TITLE_HEIGHT = 40  # the strip above the three panels of a prediction comparison
+RESIDUAL_COLORMAP = "RdBu_r"  # diverging: blue under-, red over-prediction, white at 0
+
+
+def render_prediction_comparison(
+    slide,
+    predictions,
+    gene: str,
+    *,
+    colormap: str = "viridis",
+    residual_colormap: str = RESIDUAL_COLORMAP,
+    contrast_limits: tuple[float, float] | None = None,
+    opacity: float = 0.9,
+    width: int = 600,
+) -> np.ndarray:
+    """Measured log1p, predicted, and residual (predicted - measured) of `gene`, side by side as
+    (H, W, 3) uint8 RGB: each panel `width` pixels wide with its colorbar, the gene's Pearson r
+    (as in `predictions.compare`) in a title strip above.
+
+    Measured and predicted share ONE colour range (`contrast_limits`, else autoscaled over both);
+    the residual's range is symmetric around 0 (99th percentile of |residual|). Spots without a
+    value on a side (no counts, no prediction) are not drawn on that panel.
+    """
+    from PIL import Image, ImageDraw
+
+    from .predictions import compare
+
+    measured = col.transform_values(slide.gene_values(gene), "log1p")  # KeyError when not measured
+    predicted = predictions.gene_values(gene)  # KeyError when not predicted
+    result = compare(slide, predictions.subset([gene]))
+    name = str(result.table.index[0])
+    r = float(result.table["pearson_r"].iloc[0])
+    residual = predicted - measured
+    limits = contrast_limits or col.autoscale_limits(np.concatenate([measured, predicted]))
+    spread = np.abs(residual[np.isfinite(residual)])
+    half = float(np.percentile(spread, 99)) if spread.size else 0.0
+    half = half if half > 0 else 1.0
+    panels = [
+        (measured, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} measured · log1p"),
+        (predicted, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} predicted · log1p"),
+        (residual, col.GeneColoring((name,), "raw", residual_colormap, (-half, half), "colormap"),
+         f"{name} residual: predicted - measured"),
+    ]
+    full_h, full_w = _slide_extent(slide)
+    scale = width / full_w
+    height = max(1, round(full_h * scale))
+    panel_w = width + PANEL_WIDTH
+    out = Image.new("RGBA", (3 * panel_w, TITLE_HEIGHT + height), BACKGROUND + (255,))
+    background = _background(slide, width, height)
+    for k, (values, coloring, title) in enumerate(panels):
+        # colormap mode colours every finite value (zeros, negative residuals); NaN stays hidden
+        rgba = col.gene_colors(values, coloring)
+        canvas = _draw_spots(background, slide.positions, slide.diameters / 2, rgba, opacity, scale)
+        out.paste(canvas, (k * panel_w, TITLE_HEIGHT))
+        out.paste(_colorbar_panel(height, coloring, coloring.contrast_limits, title), (k * panel_w + width, TITLE_HEIGHT))
+    r_text = f"{r:.3f}" if np.isfinite(r) else "undefined (a side is constant)"
+    ImageDraw.Draw(out).text(
+        (12, 10), f"{name}: Pearson r = {r_text} over {result.n_spots} spots  ({predictions.name})",
+        fill=TEXT_COLOR, font=_font(18),
+    )
+    return np.asarray(out.convert("RGB"))
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "render",
@@ -232,6 +295,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--opacity", type=float, default=0.9)
     p.add_argument("--width", type=int, default=1200, help="width of the slide in the PNG, pixels")
     p.add_argument("--no-panel", action="store_true", help="leave out the colorbar / legend")
+    p.add_argument("--predictions", metavar="PRED.h5ad",
+                   help="with --compare and --gene: predicted expression (e.g. STPath's .h5ad) to set beside the counts")
+    p.add_argument("--barcodes", metavar="EMB.h5",
+                   help="the embeddings .h5 the predictions were made from (its 'barcodes' place the rows)")
+    p.add_argument("--compare", action="store_true",
+                   help="three panels: measured log1p, predicted (one shared colour range) and residual "
+                        "predicted - measured (diverging, centred on 0), each with its colorbar, r in the title; "
+                        "--width is per panel")
     p.set_defaults(func=_cmd_render)
     return p
 
@@ -274,6 +345,8 @@ def _cmd_render(args) -> int:
     if problem:
         print(f"napari-stimage render: {problem}", file=sys.stderr)
         return 2
+    if args.compare or args.predictions:
+        return _cmd_render_comparison(args)
     slide = load_slide(args.path)
     try:
         image = render_slide(
@@ -292,6 +365,38 @@ def _cmd_render(args) -> int:
             panel=not args.no_panel,
         )
     except KeyError as exc:  # unknown gene / column: a message, not a traceback
+        message = exc.args[0] if exc.args else str(exc)
+        print(f"napari-stimage render: {message}{_gene_suggestions(slide, args.gene)}", file=sys.stderr)
+        return 2
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(args.out)
+    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]})")
+    return 0
+
+
+def _cmd_render_comparison(args) -> int:
+    from PIL import Image
+
+    from .predictions import load_predictions
+    from .slide import load_slide
+
+    if not (args.compare and args.predictions and args.gene) or args.label or "," in args.gene:
+        print("napari-stimage render: a comparison needs --compare, --predictions PRED.h5ad and one --gene",
+              file=sys.stderr)
+        return 2
+    slide = load_slide(args.path)
+    predictions = load_predictions(slide, args.predictions, args.barcodes)
+    try:
+        image = render_prediction_comparison(
+            slide,
+            predictions,
+            args.gene.strip(),
+            colormap=args.colormap,
+            contrast_limits=tuple(args.clim) if args.clim else None,
+            opacity=args.opacity,
+            width=args.width,
+        )
+    except KeyError as exc:  # gene on neither or only one side
         message = exc.args[0] if exc.args else str(exc)
         print(f"napari-stimage render: {message}{_gene_suggestions(slide, args.gene)}", file=sys.stderr)
         return 2
