@@ -55,7 +55,7 @@ def test_text_search_needs_every_word_over_title_keywords_abstract(real_meta):
     both = cat.filter(search="squamous MIBI")
     assert len(both) > 0
     assert all("squamous" in t.lower() or "squamous" in k.lower() or "squamous" in a.lower()
-               for t, k, a in zip(both["title"], both["keywords"], both["abstract"]))
+               for t, k, a in zip(both["title"], both["keywords"], both["abstract"], strict=True))
     assert len(cat.filter(search="squamous zzzznotaword")) == 0
     assert len(cat.filter(search="GSE144239_GSM4284316")) == 1
 
@@ -115,7 +115,8 @@ def test_hest_tree_from_json_metadata_with_bare_nan(tmp_path):
     for sid, organ, onco in (("TENX95", "Breast", "IDC"), ("MISC1", "Brain", float("nan"))):
         (root / "metadata" / f"{sid}.json").write_text(json.dumps({
             "id": sid, "organ": organ, "oncotree_code": onco, "species": "Homo sapiens",
-            "st_technology": "Visium", "pixel_size_um_estimated": 0.27, "disease_state": "Cancer" if onco == "IDC" else "Healthy",
+            "st_technology": "Visium", "pixel_size_um_estimated": 0.27,
+            "disease_state": "Cancer" if onco == "IDC" else "Healthy",
         }))  # json.dumps writes NaN bare, as HEST's files have it
     (root / "st" / "TENX95.h5ad").write_text("x")
     assert "NaN" in (root / "metadata" / "MISC1.json").read_text()

@@ -352,5 +352,5 @@ def format_table(table: pd.DataFrame, columns: list[str] | None = None) -> str:
     widths = {c: min(max([len(c), *shown[c].str.len()]), 60) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     for row in shown.itertuples(index=False):
-        lines.append("  ".join(str(v)[: widths[c]].ljust(widths[c]) for c, v in zip(columns, row)))
+        lines.append("  ".join(str(v)[: widths[c]].ljust(widths[c]) for c, v in zip(columns, row, strict=True)))
     return "\n".join(lines)
