@@ -1,5 +1,5 @@
 """Command line: `napari-stimage demo | open PATH | render PATH --out FILE.png | make-sample DIR | convert ROOT |
-predictions PATH PRED.h5ad --out results.json`."""
+predictions PATH PRED.h5ad --out results.json | slides ROOT`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,22 @@ def _cmd_make_sample(args) -> int:
     return 0
 
 
+def _cmd_slides(args) -> int:
+    from .catalogue import format_table, load_catalogue
+
+    catalogue = load_catalogue(args.root)
+    shown = catalogue.filter(
+        tech=args.tech, species=args.species, tissue=args.tissue, cancer=True if args.cancer else None,
+        annotated=True if args.annotated else None, on_disk=True if args.on_disk else None, search=args.search,
+    )
+    if args.format == "csv":
+        shown.to_csv(sys.stdout, index=False)
+    else:
+        print(format_table(shown))
+    print(f"{len(shown)} of {len(catalogue)} slides", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-stimage", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-sample", help="write the synthetic sample slide in the dataset layout")
     p.add_argument("out")
     p.set_defaults(func=_cmd_make_sample)
+    p = sub.add_parser("slides", help="list a dataset's slides from its meta table and disk, filtered")
+    p.add_argument("root", help="dataset root (STimage-1K4M or HEST-1k), or its meta table")
+    p.add_argument("--tech")
+    p.add_argument("--species", help="matches each part of combined values such as 'human & mouse'")
+    p.add_argument("--tissue", help="synonyms grouped (lymphnode = lymph node); 'kidney' matches brain+kidney")
+    p.add_argument("--cancer", action="store_true", help="only slides the meta table guesses involve cancer")
+    p.add_argument("--annotated", action="store_true", help="only slides with a pathologist annotation file")
+    p.add_argument("--on-disk", action="store_true", help="only slides whose files are all present")
+    p.add_argument("--search", help="words that must all appear in slide, title, keywords or abstract")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(func=_cmd_slides)
 
     from . import render
 
