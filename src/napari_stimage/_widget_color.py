@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
+from ._following import LayerFollower
 from .layers import initial_coloring, slide_of
 
 STATE_KEY = "stimage_coloring"
@@ -88,10 +89,9 @@ class ColorWidget(QWidget):
         self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
         self.legend_rows: dict[str, tuple[QPushButton, QCheckBox, QToolButton]] = {}
         self._build_ui()
-        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
-        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
-        self.viewer.layers.events.removed.connect(self._on_layers_changed)
-        self._on_layers_changed()
+        # the colorbar's title names the slide once several are open
+        self.follower = LayerFollower(self.viewer, self._is_spots, self._set_layer, self._show_colorbar)
+        self.follower.refresh()
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self):
@@ -204,27 +204,8 @@ class ColorWidget(QWidget):
 
         return isinstance(layer, Points) and slide_of(layer) is not None
 
-    def _on_layers_changed(self, event=None):
-        if self.layer is not None and self.layer not in self.viewer.layers:
-            self._set_layer(None)
-        active = self.viewer.layers.selection.active
-        if self._is_spots(active):
-            self._set_layer(active)
-        elif self.layer is None:
-            spots = [layer for layer in self.viewer.layers if self._is_spots(layer)]
-            if spots:
-                self._set_layer(spots[-1])
-        self._show_colorbar()  # the title names the slide once several are open
-
-    def _on_active_layer(self, event=None):
-        active = self.viewer.layers.selection.active
-        if self._is_spots(active) and getattr(active, "__wrapped__", active) is not self.layer:
-            self._set_layer(active)
-
     def _set_layer(self, layer):
-        # napari gives plugins per-access proxies of its layers; keep the layer itself so that
-        # "is this the layer I follow" is an identity check
-        layer = getattr(layer, "__wrapped__", layer)
+        """Colour `layer` (unwrapped; the follower calls this when the followed layer changes)."""
         if self.layer is not None:
             self.layer.events.features.disconnect(self._on_features_changed)
             self.layer.events.data.disconnect(self._on_points_changed)

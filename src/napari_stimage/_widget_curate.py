@@ -51,6 +51,7 @@ from qtpy.QtWidgets import (
 from . import bins
 from .annotation import AnnotationChangedOnDisk
 from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
+from ._following import HELPER_KEY, LayerFollower, unwrap
 from .layers import slide_of
 from .selection import SpotIndex, points_in_polygon, points_in_rectangle
 
@@ -160,13 +161,10 @@ class CurateWidget(QWidget):
         self._guarded_windows = weakref.WeakSet()  # main windows whose close the guard watches (weak: no leak)
         self._build_ui()
 
-        layers = self.viewer.layers
-        bins.watch_viewer(self.viewer)  # before our own inserted handler: layers arrive bound
-        layers.events.inserted.connect(self._refresh_layers)
-        layers.events.removed.connect(self._refresh_layers)
-        layers.events.removing.connect(self._on_layer_removing)
-        layers.selection.events.active.connect(self._on_active_layer)
-        self._refresh_layers()
+        bins.watch_viewer(self.viewer)  # before the follower's inserted handler: layers arrive bound
+        self.follower = LayerFollower(self.viewer, self._is_target, self._bind, self._refresh_chooser)
+        self.viewer.layers.events.removing.connect(self._on_layer_removing)
+        self.follower.refresh()
 
     def showEvent(self, event):  # noqa: N802 (Qt API)
         """Once docked and shown, guard the main window's close (no private napari attribute)."""
@@ -300,56 +298,49 @@ class CurateWidget(QWidget):
         self._update_state()
 
     # -- layers ----------------------------------------------------------------------------------
-    def _target_layers(self):
-        """Spots layers (Points) and bin-labels layers (Labels) of slides, in layer order."""
+    @staticmethod
+    def _is_target(layer) -> bool:
+        """Spots layers (Points) and bin-labels layers (Labels) of slides."""
         from napari.layers import Points
 
-        return [
-            layer for layer in self.viewer.layers
-            if (isinstance(layer, Points) and slide_of(layer) is not None) or bins.is_bin_labels_layer(layer)
-        ]
+        return (isinstance(layer, Points) and slide_of(layer) is not None) or bins.is_bin_labels_layer(layer)
 
-    def _refresh_layers(self, event=None) -> None:
-        current = self.layer
+    def _target_layers(self):
+        """Spots and bin-labels layers of slides, unwrapped, in layer order."""
+        return self.follower.candidates()
+
+    def _refresh_chooser(self) -> None:
         layers = self._target_layers()
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for layer in layers:
             self.layer_combo.addItem(layer.name)
         self.layer_combo.blockSignals(False)
-        active = self.viewer.layers.selection.active
-        if current in layers:
-            self._show_in_chooser(current)
-        elif layers:
-            self._bind(active if active in layers else layers[0])
-            self._show_in_chooser(self.layer)
-        else:
-            self._bind(None)
+        self._show_in_chooser(self.layer)
 
     def _show_in_chooser(self, layer) -> None:
         layers = self._target_layers()
-        if layer in layers and self.layer_combo.currentIndex() != layers.index(layer):
+        index = next((k for k, other in enumerate(layers) if other is layer), -1)
+        if index >= 0 and self.layer_combo.currentIndex() != index:
             self.layer_combo.blockSignals(True)
-            self.layer_combo.setCurrentIndex(layers.index(layer))
+            self.layer_combo.setCurrentIndex(index)
             self.layer_combo.blockSignals(False)
 
     def _on_layer_chosen(self, index: int) -> None:
         """A layer picked in the chooser is also selected in the layer list: the two never disagree."""
         layers = self._target_layers()
-        if 0 <= index < len(layers) and layers[index] is not self.layer:
-            self._bind(layers[index])
-            self.viewer.layers.selection.active = layers[index]
+        if 0 <= index < len(layers):
+            self.follower.follow(layers[index])
+            self._activate(layers[index])
 
-    def _on_active_layer(self, event=None) -> None:
-        """The layer selected in the layer list is the one curated, when it is a spots or bin-labels
-        layer (other layers, such as the H&E image, leave the choice as it is)."""
-        active = self.viewer.layers.selection.active
-        if active is None or active is self.layer or active not in self._target_layers():
-            return
-        self._bind(active)
-        self._show_in_chooser(active)
+    def _activate(self, layer) -> None:
+        """Select `layer` in the layer list (drags and keys go to the active layer), unfollowed."""
+        if layer is not None and self.follower.active() is not layer:
+            with self.follower.quiet():
+                self.viewer.layers.selection.active = layer
 
     def _bind(self, layer) -> None:
+        """Work on `layer` (unwrapped; the follower calls this when the followed layer changes)."""
         self._remove_stroke_layer()
         if self.layer is not None:
             self._unbind_keys()
@@ -379,6 +370,7 @@ class CurateWidget(QWidget):
             QTimer.singleShot(0, self.offer_recovery)
         self._show_tools_for_target()
         self._on_labels_changed(None)
+        self._show_in_chooser(layer)
         if layer is not None and not self.is_bins and self.tool != "pan":
             self.set_tool(self.tool)  # the chosen tool carries over to the newly curated spots layer
 
@@ -478,6 +470,8 @@ class CurateWidget(QWidget):
         self.set_selection(np.flatnonzero(mask))
 
     def set_tool(self, tool: str) -> None:
+        """Choose a tool. Its layer changes (re-selecting the curated layer, adding or removing the
+        stroke layer) happen unfollowed, so they can never rebind the widget and re-enter here."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
         layer = self.layer
@@ -488,24 +482,25 @@ class CurateWidget(QWidget):
                 return
             self.tool = tool
             self.tool_buttons[tool].setChecked(True)
-            self.viewer.layers.selection.active = layer
+            self._activate(layer)
             layer.mode = BIN_TOOL_MODES[tool]
             return
         self.tool = tool
         self.tool_buttons[tool].setChecked(True)
         if layer is None:
             return
-        self.viewer.layers.selection.active = layer
-        if tool in ("pan", "click"):
-            self._remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
-        if tool == "click":
-            layer.mode = "select"
-        else:
-            layer.mode = "pan_zoom"
-            # drawing tools drag on the canvas: the camera must not pan meanwhile
-            layer.mouse_pan = tool == "pan"
-            if tool != "pan":
-                self._stroke_layer()
+        with self.follower.quiet():
+            self._activate(layer)
+            if tool in ("pan", "click"):
+                self._remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
+            if tool == "click":
+                layer.mode = "select"
+            else:
+                layer.mode = "pan_zoom"
+                # drawing tools drag on the canvas: the camera must not pan meanwhile
+                layer.mouse_pan = tool == "pan"
+                if tool != "pan":
+                    self._stroke_layer()
 
     def _data_point(self, event) -> np.ndarray:
         return np.asarray(self.layer.world_to_data(event.position), dtype=np.float64)[-2:]
@@ -542,20 +537,23 @@ class CurateWidget(QWidget):
         """A Shapes layer that shows the shape while it is drawn.
 
         It exists only while a drawing tool is chosen (removed on Pan/zoom, Click or another
-        layer) and is empty between drags, so it never hides or outlasts a selection.
+        layer) and is empty between drags, so it never hides or outlasts a selection. It is a
+        helper layer (`HELPER_KEY`): no widget follows it.
         """
         stroke = self._stroke
         if stroke is None or stroke not in self.viewer.layers:
-            stroke = self.viewer.add_shapes(
-                name=STROKE_LAYER_NAME,
-                edge_color="#ffd400",
-                face_color="transparent",
-                opacity=0.35,  # the spots under the stroke stay visible
-                scale=self.layer.scale,
-                translate=self.layer.translate,
-            )
-            self._stroke = stroke
-            self.viewer.layers.selection.active = self.layer  # drags go to the active layer
+            with self.follower.quiet():
+                stroke = unwrap(self.viewer.add_shapes(
+                    name=STROKE_LAYER_NAME,
+                    edge_color="#ffd400",
+                    face_color="transparent",
+                    opacity=0.35,  # the spots under the stroke stay visible
+                    scale=self.layer.scale,
+                    translate=self.layer.translate,
+                    metadata={HELPER_KEY: True},
+                ))
+                self._stroke = stroke
+                self._activate(self.layer)  # drags go to the active layer
         return stroke
 
     def _clear_stroke(self) -> None:
@@ -567,10 +565,11 @@ class CurateWidget(QWidget):
         stroke, self._stroke = self._stroke, None
         if stroke is None or stroke not in self.viewer.layers:
             return
-        was_active = self.viewer.layers.selection.active is stroke
-        self.viewer.layers.remove(stroke)
-        if was_active and self.layer is not None and self.layer in self.viewer.layers:
-            self.viewer.layers.selection.active = self.layer  # not whichever neighbour napari picks
+        with self.follower.quiet():
+            was_active = self.follower.active() is stroke
+            self.viewer.layers.remove(stroke)
+            if was_active and self.layer is not None and self.layer in self.viewer.layers:
+                self._activate(self.layer)  # not whichever neighbour napari picks
 
     def _draw_stroke(self, tool: str, path: list) -> None:
         if self._stroke is None or self._stroke not in self.viewer.layers:
@@ -662,7 +661,7 @@ class CurateWidget(QWidget):
         except ValueError as exc:
             self._notify(str(exc))
             return None
-        self.viewer.layers.selection.active = layer
+        self._activate(layer)
         if label is None:
             layer.mode = "erase"
             return 0
@@ -861,7 +860,7 @@ class CurateWidget(QWidget):
         return False
 
     def _on_layer_removing(self, event) -> None:
-        layer = self.viewer.layers[event.index] if event.index is not None else None
+        layer = unwrap(self.viewer.layers[event.index]) if event.index is not None else None
         editor = editor_for_layer(layer, create=False) if layer is not None else None
         if editor is None or not editor.dirty or self._closing:
             return
