@@ -80,6 +80,22 @@ PAINTING_MODES = ("paint", "polygon", "fill")
 MIN_VISIBLE_HEIGHT = 560  # px of the dock kept visible when the window is short; the rest scrolls
 
 
+RECOVERY_WAIT_MS = 100  # while napari shows a progress bar (the slide is still being added), ask later
+RECOVERY_WAIT_TICKS = 300  # but never wait more than 30 s for a bar that is never closed
+_RECOVERY_QUEUED: weakref.WeakSet = weakref.WeakSet()  # editors whose recovery was offered: once each
+
+
+def _napari_progress_open() -> bool:
+    """napari shows a progress bar (viewer.open adds a slide's layers inside one).
+
+    Private use, guarded: napari keeps its open bars in the class attribute
+    `progress._all_instances` (napari 0.4-0.9); without it, no bar is taken as open.
+    """
+    from napari.utils import progress
+
+    return bool(len(getattr(progress, "_all_instances", ())))
+
+
 class _ElidedLabel(QLabel):
     """One line of text cut with "…" to the width it gets; the whole text is in the tooltip."""
 
@@ -159,6 +175,8 @@ class CurateWidget(QWidget):
         self._closing = False  # the viewer is closing and the user already answered for all layers
         self._close_guard = _CloseGuard(self)
         self._guarded_windows = weakref.WeakSet()  # main windows whose close the guard watches (weak: no leak)
+        self._recovery_pending: list[weakref.ref] = []  # editors whose recovery is asked once the slide is open
+        self._recovery_wait = 0
         self._build_ui()
 
         bins.watch_viewer(self.viewer)  # before the follower's inserted handler: layers arrive bound
@@ -367,7 +385,7 @@ class CurateWidget(QWidget):
                 self.brush_radius.setValue(float(np.median(radii)) * 1.5 if len(radii) else 10.0)
             self.editor.add_view(self._on_labels_changed)
             self._bind_keys(layer)
-            QTimer.singleShot(0, self.offer_recovery)
+            self._queue_recovery_offer(self.editor)
         self._show_tools_for_target()
         self._on_labels_changed(None)
         self._show_in_chooser(layer)
@@ -840,8 +858,36 @@ class CurateWidget(QWidget):
             self._notify(f"exported {n} labelled spot(s) to {path}")
 
     # -- recovery and closing --------------------------------------------------------------------
-    def offer_recovery(self) -> bool:
-        editor = self.editor
+    def _queue_recovery_offer(self, editor) -> None:
+        """Offer `editor`'s recovery once per session, after the slide is open.
+
+        Binding happens while napari still adds the slide's layers inside its "Opening Files"
+        progress, which runs the event loop: a question asked from there stacks up or hangs.
+        """
+        if editor in _RECOVERY_QUEUED:
+            return
+        _RECOVERY_QUEUED.add(editor)
+        self._recovery_pending.append(weakref.ref(editor))
+        self._recovery_wait = RECOVERY_WAIT_TICKS
+        QTimer.singleShot(0, self._offer_queued_recovery)
+
+    def _offer_queued_recovery(self) -> None:
+        if _napari_progress_open() and self._recovery_wait > 0:
+            self._recovery_wait -= 1
+            QTimer.singleShot(RECOVERY_WAIT_MS, self._offer_queued_recovery)
+            return
+        pending, self._recovery_pending = self._recovery_pending, []
+        for ref in pending:
+            editor = ref()
+            if editor is not None and self._editor_in_viewer(editor):
+                self.offer_recovery(editor)
+
+    def _editor_in_viewer(self, editor) -> bool:
+        return any(editor_for_layer(layer, create=False) is editor for layer in self._target_layers())
+
+    def offer_recovery(self, editor: LabelEditor | None = None) -> bool:
+        """Ask whether to recover `editor`'s (default: the current one's) unsaved edits from disk."""
+        editor = self.editor if editor is None else editor
         if editor is None or editor.dirty:
             return False
         recovery = editor.find_recovery()
