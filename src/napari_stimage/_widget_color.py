@@ -215,8 +215,10 @@ class ColorWidget(QWidget):
         self._values = None
         self._value_cache.clear()
         self._label_snapshot = None
-        if layer is None:
+        if layer is None:  # the slide's layers are gone: nothing of it stays on show
             self.slide_label.setText("Select a slide's spots layer")
+            self.column_combo.clear()
+            self._rebuild_legend()
             self._update_gene_controls()
             return
         self._label_snapshot = self._edited_labels()
