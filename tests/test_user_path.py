@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QEvent, QPointF, Qt
 from qtpy.QtGui import QMouseEvent
-from qtpy.QtWidgets import QApplication, QCheckBox, QPushButton, QToolButton
+from qtpy.QtWidgets import QApplication, QCheckBox, QLabel, QPushButton, QToolButton
 
 from napari_stimage import coloring as col
 from napari_stimage.editing import editor_for_layer
@@ -33,8 +33,9 @@ class User:
         _, self.curate = viewer.window.add_plugin_dock_widget("napari-stimage", "Curate labels")
         _, self.color = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
         self.curate.ask = self._answer
-        viewer.reset_view()
         qtbot.waitExposed(self.canvas)
+        qtbot.wait(50)  # docking narrows the canvas: fit the slide to the canvas the user sees
+        viewer.reset_view()
 
     def _answer(self, title, text, choices):
         self.questions.append(title)
@@ -425,3 +426,124 @@ def test_removing_the_slide_layer_with_unsaved_edits_asks(user, answer):
         assert _saved_rows(user.paths.annotation)[ids[5]][1] == label
     else:
         assert user.paths.annotation.read_bytes() == before and editor.find_recovery() is not None
+
+
+# -- the same words on every path, and the first window -----------------------------------------
+def _hover(user, world_rc) -> str:
+    """Move the mouse over `world_rc`; the status text napari shows for it (its status thread runs
+    `update_status_from_cursor` while the mouse is in the window; here it is called directly)."""
+    p = user.to_canvas(world_rc)
+    for q in (QPointF(p.x() + 2, p.y()), p):
+        user._mouse(QEvent.Type.MouseMove, q, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+        user.qtbot.wait(20)
+    user.viewer.update_status_from_cursor()
+    status = user.viewer.status
+    text = status["coordinates"] if isinstance(status, dict) else str(status)
+    return text.split(": ", 1)[-1]  # the spot's values, without the cursor's pixel coordinates
+
+
+class CommandUser(User):
+    """The window `napari-stimage open PATH` builds: `open_slide_in_viewer` docks the widgets."""
+
+    def __init__(self, viewer, qtbot, paths):
+        from napari_stimage._loading import open_slide_in_viewer
+
+        self.viewer, self.qtbot, self.paths = viewer, qtbot, paths
+        self.questions, self.answers = [], {}
+        open_slide_in_viewer(viewer, paths.coord)
+        qtbot.waitUntil(lambda: len(viewer.window.dock_widgets) == 2, timeout=20000)
+        self.curate = viewer.window.dock_widgets["Curate labels (napari-stimage)"]
+        self.color = viewer.window.dock_widgets["Color spots (napari-stimage)"]
+        self.curate.ask = self._answer
+        qtbot.waitExposed(self.canvas)
+        qtbot.wait(50)  # the view is fitted once the docks are laid out
+
+
+def _what_the_user_reads(user) -> dict:
+    from napari.utils.notifications import notification_manager
+
+    def last_notification(action):
+        before = len(notification_manager.records)
+        action()
+        return [r.message for r in notification_manager.records[before:]]
+
+    layer = user.viewer.layers[spots_layer_name_for(user.paths)]
+    slide = layer.metadata["stimage_slide"]
+    read = {"hover": _hover(user, slide.positions[10])}
+    user.click(user.curate, "Rectangle")
+    read["status bar"] = user.viewer.help
+    read["no label typed"] = last_notification(lambda: user.click(user.curate, "Assign"))
+    user.type_label("stroma")
+    read["nothing selected"] = last_notification(lambda: user.click(user.curate, "Assign"))
+    layer.selected_data = {10}
+    user.click(user.curate, "Assign")
+    read["hover after labelling"] = _hover(user, slide.positions[10])
+    read["saved"] = last_notification(lambda: (user.curate.save(block=True)))
+    read["slide"] = user.color.slide_label.text()
+    return read
+
+
+def test_hover_status_bar_and_notifications_are_the_same_as_in_the_command_s_window(make_napari_viewer, slide_paths, qtbot,
+                                                                                  tmp_path):
+    command_viewer = make_napari_viewer(show=True)
+    command_viewer.window._qt_window.resize(1400, 900)
+    command = _what_the_user_reads(CommandUser(command_viewer, qtbot, slide_paths))
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    same_slide = write_synthetic_slide(tmp_path / "again")  # the first run saved its labels
+    assert same_slide.name == slide_paths.name
+    plugin_viewer = make_napari_viewer(show=True)
+    plugin_viewer.window._qt_window.resize(1400, 900)
+    plugin = _what_the_user_reads(User(plugin_viewer, qtbot, same_slide))
+    assert plugin.pop("saved") == [f"saved {same_slide.annotation}"]
+    command_saved = command.pop("saved")
+    assert plugin == command
+    spot_id = command_viewer.layers[spots_layer_name_for(slide_paths)].metadata["stimage_slide"].spots["spot_id"].iloc[10]
+    assert spot_id in plugin["hover"] and "stroma" in plugin["hover after labelling"]
+    assert plugin["status bar"].startswith("Rectangle: ") and "keys 1-9 assign" in plugin["status bar"]
+    assert plugin["no label typed"] == ["type or pick a label (use Clear to unlabel)"]
+    assert plugin["nothing selected"] == ["select spots first"]
+    assert command_saved == [f"saved {slide_paths.annotation}"]
+
+
+def _spots_on_canvas(user) -> np.ndarray:
+    layer = user.viewer.layers[spots_layer_name_for(user.paths)]
+    points = [user._transform().map([x, y])[:2] for y, x in np.asarray(layer.data)]
+    return np.asarray(points)
+
+
+def test_first_window_fits_the_slide_after_docking_and_shows_our_hotkeys(make_napari_viewer, slide_paths, qtbot):
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1090, 800)
+    user = CommandUser(viewer, qtbot, slide_paths)
+    canvas = user.canvas
+    # the Color dock scrolls rather than push the window off a small screen (it forced 991 px before)
+    assert window.height() <= 830
+    xy = _spots_on_canvas(user)
+    assert (xy >= 0).all() and (xy[:, 0] <= canvas.width()).all() and (xy[:, 1] <= canvas.height()).all()
+    assert np.ptp(xy[:, 0]) > 0.8 * canvas.width() or np.ptp(xy[:, 1]) > 0.8 * canvas.height()  # fitted, not tiny
+    # the status bar names our keys, not napari's Points modes on keys 1-9
+    assert "keys 1-9 assign" in viewer.help and "add points" not in viewer.help
+    shown = [label.text() for label in window.statusBar().findChildren(QLabel)]
+    assert viewer.help in shown
+    user.click(user.curate, "Click")
+    assert viewer.help.startswith("Click: ")
+    user.layer = viewer.layers[spots_layer_name_for(slide_paths)]
+    user.layer.mode = "add"  # a napari mode chosen in the layer controls: napari's own hint
+    assert "keys 1-9 assign" not in viewer.help
+
+
+def test_docks_are_not_clipped_on_a_1920x1080_screen(make_napari_viewer, slide_paths, qtbot):
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1920, 1080 - 60)  # the screen less a title bar and a task bar
+    user = CommandUser(viewer, qtbot, slide_paths)
+    assert window.height() <= 1080 - 60
+    for widget in (user.curate, user.color):
+        content = widget.scroll_area.widget()
+        bar = widget.scroll_area.verticalScrollBar()
+        qtbot.waitUntil(lambda: bar.maximum() == 0, timeout=3000)  # all of it in view once laid out
+        for button in content.findChildren(QPushButton):
+            if button.isVisible():
+                assert button.visibleRegion().boundingRect().size() == button.size(), button.text()

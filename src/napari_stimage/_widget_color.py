@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QColorDialog,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -34,11 +35,13 @@ from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
 from ._following import LayerFollower
+from ._widget_curate import _ScrollArea
 from .layers import initial_coloring, slide_of
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
 GENE_COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "fire", "gray", "red", "blue", "PiYG")
+MIN_VISIBLE_HEIGHT = 260  # px kept visible when the dock is squeezed: the slide, the gene box and its candidates
 VALUE_CACHE_SIZE = 32  # genes / gene sets whose per-point values are kept (100,000 spots: ~0.9 MB each)
 
 
@@ -95,7 +98,16 @@ class ColorWidget(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self):
-        layout = QVBoxLayout(self)
+        # the content scrolls when the dock is short, so two docks fit a 1080-pixel-high screen
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = _ScrollArea(MIN_VISIBLE_HEIGHT)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        content = QWidget()
+        self.scroll_area.setWidget(content)
+        outer.addWidget(self.scroll_area)
+        layout = QVBoxLayout(content)
         self.slide_label = QLabel("Select a slide's spots layer")
         self.slide_label.setWordWrap(True)
         layout.addWidget(self.slide_label)

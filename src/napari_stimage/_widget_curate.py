@@ -127,13 +127,30 @@ class _ElidedLabel(QLabel):
 
 
 class _ScrollArea(QScrollArea):
-    """Scrolls its content when the dock is too small, but asks the dock for the content's full size."""
+    """Scrolls its content when the dock is too small, but asks the dock for the content's full size.
+
+    Squeezed by its neighbours, it keeps `min_visible_height` px of the content visible.
+    """
+
+    def __init__(self, min_visible_height: int = MIN_VISIBLE_HEIGHT):
+        super().__init__()
+        self._min_visible_height = min_visible_height
+
+    def setWidget(self, widget):  # noqa: N802 (Qt API)
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        # the content's layout changed (a slide bound, rows shown): the dock must re-read our hints
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(obj, event)
 
     def sizeHint(self):  # noqa: N802 (Qt API)
         content = self.widget()
         if content is None:
             return super().sizeHint()
-        hint = content.sizeHint()
+        hint = content.sizeHint().expandedTo(content.minimumSizeHint())  # the layout's floor can exceed its hint
         margins = self.contentsMargins()
         return hint.grownBy(margins) + QSize(self.verticalScrollBar().sizeHint().width(), 0)
 
@@ -143,7 +160,7 @@ class _ScrollArea(QScrollArea):
         floor = super().minimumSizeHint()
         if content is None:
             return floor
-        return QSize(floor.width(), max(floor.height(), min(content.sizeHint().height(), MIN_VISIBLE_HEIGHT)))
+        return QSize(floor.width(), max(floor.height(), min(content.sizeHint().height(), self._min_visible_height)))
 
 
 class _CloseGuard(QObject):
@@ -177,6 +194,7 @@ class CurateWidget(QWidget):
         self._guarded_windows = weakref.WeakSet()  # main windows whose close the guard watches (weak: no leak)
         self._recovery_pending: list[weakref.ref] = []  # editors whose recovery is asked once the slide is open
         self._recovery_wait = 0
+        self._napari_help = ""  # the curated layer's own status-bar hint, given back when it is left
         self._build_ui()
 
         bins.watch_viewer(self.viewer)  # before the follower's inserted handler: layers arrive bound
@@ -362,6 +380,7 @@ class CurateWidget(QWidget):
         self._remove_stroke_layer()
         if self.layer is not None:
             self._unbind_keys()
+            self._restore_napari_help()
             if self.sync is not None:
                 self.layer.events.selected_label.disconnect(self._on_selected_label)
             else:
@@ -385,12 +404,15 @@ class CurateWidget(QWidget):
                 self.brush_radius.setValue(float(np.median(radii)) * 1.5 if len(radii) else 10.0)
             self.editor.add_view(self._on_labels_changed)
             self._bind_keys(layer)
+            # after napari's own handler, which rewrites the layer's help on each mode change
+            layer.events.mode.connect(self._show_help, position="last")
             self._queue_recovery_offer(self.editor)
         self._show_tools_for_target()
         self._on_labels_changed(None)
         self._show_in_chooser(layer)
         if layer is not None and not self.is_bins and self.tool != "pan":
             self.set_tool(self.tool)  # the chosen tool carries over to the newly curated spots layer
+        self._show_help()
 
     @property
     def is_bins(self) -> bool:
@@ -437,6 +459,53 @@ class CurateWidget(QWidget):
         for key, func in bindings.items():
             layer.bind_key(key, func, overwrite=True)
         self._bound_keys = list(bindings)
+
+    # -- status bar hint -----------------------------------------------------------------------
+    def _help_text(self) -> str | None:
+        """The status bar's hint for the curated layer in its current mode; None for a napari mode
+        picked in the layer controls (napari's own hint is right there)."""
+        layer = self.layer
+        if self.is_bins:
+            tool = next((t for t, mode in BIN_TOOL_MODES.items() if mode == layer.mode), None)
+            if layer.mode == "erase":
+                text = "Eraser: painted bins become unlabelled"
+            elif tool is None:
+                return None
+            else:
+                text = f"{TOOL_TITLES[tool]}: {BIN_TOOL_TIPS[tool]}"
+            return f"{text} · keys 1-9 paint with the labels of Curate labels, 0 eraser, Ctrl+Z undo"
+        if layer.mode == "select":
+            tool = "click"
+        elif layer.mode == "pan_zoom":
+            tool = self.tool if self.tool != "click" else "pan"
+        else:
+            return None
+        keys = ", ".join(f"{key} {TOOL_TITLES[t]}" for t, key in TOOL_KEYS.items())
+        return (f"{TOOL_TITLES[tool]}: {TOOL_TIPS[tool]} · keys 1-9 assign the labels of Curate labels, "
+                f"0 clears, {keys}, Esc Pan/zoom, Ctrl+Z undo")
+
+    def _show_help(self, event=None) -> None:
+        """Our keys in the status bar: napari's Points/Labels hint names keys 1-9 for its own modes,
+        which the widget rebinds to labels on the curated layer."""
+        layer = self.layer
+        if layer is None:
+            return
+        text = self._help_text()
+        if text is None:
+            return
+        if layer.help != text:
+            self._napari_help = layer.help
+            layer.help = text
+        if self.follower.active() is layer:
+            self.viewer.help = text
+
+    def _restore_napari_help(self) -> None:
+        layer = self.layer
+        layer.events.mode.disconnect(self._show_help)
+        if layer.help == self._help_text():
+            layer.help = self._napari_help
+            if self.follower.active() is layer:
+                self.viewer.help = layer.help
 
     def _unbind_keys(self) -> None:
         for key in self._bound_keys:
@@ -502,6 +571,7 @@ class CurateWidget(QWidget):
             self.tool_buttons[tool].setChecked(True)
             self._activate(layer)
             layer.mode = BIN_TOOL_MODES[tool]
+            self._show_help()
             return
         self.tool = tool
         self.tool_buttons[tool].setChecked(True)
@@ -519,6 +589,7 @@ class CurateWidget(QWidget):
                 layer.mouse_pan = tool == "pan"
                 if tool != "pan":
                     self._stroke_layer()
+        self._show_help()
 
     def _data_point(self, event) -> np.ndarray:
         return np.asarray(self.layer.world_to_data(event.position), dtype=np.float64)[-2:]
