@@ -17,7 +17,11 @@ from qtpy.QtWidgets import QApplication, QCheckBox, QLabel, QPushButton, QToolBu
 
 from napari_stimage import coloring as col
 from napari_stimage.editing import editor_for_layer
-from napari_stimage.selection import points_in_polygon, points_in_rectangle, points_near_path
+from napari_stimage.selection import (
+    points_in_polygon,
+    points_in_rectangle,
+    points_near_path,
+)
 
 TOOL_SWITCH_LIMIT_S = 1.0
 
@@ -38,7 +42,11 @@ class User:
         viewer.reset_view()
 
     def _answer(self, title, text, choices):
+        from napari.utils import progress
+
         self.questions.append(title)
+        # what was on screen when asked: the slide's layers, and napari's open progress bars
+        self.asked_with = ([layer.name for layer in self.viewer.layers], len(progress._all_instances))
         return self.answers.get(title, choices[-1])
 
     def open(self, paths):
@@ -330,7 +338,9 @@ def test_removing_a_slides_layers_with_the_widgets_open_then_reopening_it(user):
     again = user.open(user.paths)
     user.qtbot.waitUntil(lambda: "Recover unsaved labels?" in user.questions, timeout=10000)
     user.qtbot.wait(300)
-    assert user.questions.count("Recover unsaved labels?") == 1  # asked once, after the slide opened
+    assert user.questions.count("Recover unsaved labels?") == 1  # asked once, after the slide opened:
+    names, open_progress_bars = user.asked_with
+    assert names[:2] == [user.slide.name, again.name] and open_progress_bars == 0  # the slide is in, napari's progress closed
     assert curate.layer is again and color.layer is again
     assert set(again.features["label"].to_numpy()[[1, 2, 3]]) == {"to recover"}
     start = time.perf_counter()
@@ -543,7 +553,7 @@ def test_docks_are_not_clipped_on_a_1920x1080_screen(make_napari_viewer, slide_p
     for widget in (user.curate, user.color):
         content = widget.scroll_area.widget()
         bar = widget.scroll_area.verticalScrollBar()
-        qtbot.waitUntil(lambda: bar.maximum() == 0, timeout=3000)  # all of it in view once laid out
+        qtbot.waitUntil(lambda bar=bar: bar.maximum() == 0, timeout=3000)  # all of it in view once laid out
         for button in content.findChildren(QPushButton):
             if button.isVisible():
                 assert button.visibleRegion().boundingRect().size() == button.size(), button.text()

@@ -49,9 +49,9 @@ from qtpy.QtWidgets import (
 )
 
 from . import bins
+from ._following import HELPER_KEY, LayerFollower, unwrap
 from .annotation import AnnotationChangedOnDisk
 from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
-from ._following import HELPER_KEY, LayerFollower, unwrap
 from .layers import slide_of
 from .selection import SpotIndex, points_in_polygon, points_in_rectangle
 
