@@ -66,6 +66,10 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
             show_warning(slide.report.summary(slide.name))
         if dock_widgets:
             add_dock_widgets(viewer)
+            # the docks narrow the canvas once Qt lays them out: fit the slide to that canvas
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, viewer.reset_view)
 
     def on_errored(exc):
         if isinstance(exc, Cancelled):

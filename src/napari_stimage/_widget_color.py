@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QColorDialog,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -34,12 +35,15 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from . import coloring as col
+from ._following import LayerFollower
+from ._widget_curate import _ScrollArea
 from .layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH, initial_coloring, slide_of
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
 GENE_COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "fire", "gray", "red", "blue", "PiYG")
 SPOT_STYLES = ("filled", "outline")  # outline: coloured rings, the tissue visible inside each spot
+MIN_VISIBLE_HEIGHT = 260  # px kept visible when the dock is squeezed: the slide, the gene box and its candidates
 VALUE_CACHE_SIZE = 32  # genes / gene sets whose per-point values are kept (100,000 spots: ~0.9 MB each)
 
 
@@ -127,14 +131,22 @@ class ColorWidget(QWidget):
         self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
         self.legend_rows: dict[str, tuple[QPushButton, _WrappingCheckBox, QToolButton]] = {}
         self._build_ui()
-        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
-        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
-        self.viewer.layers.events.removed.connect(self._on_layers_changed)
-        self._on_layers_changed()
+        # the colorbar's title names the slide once several are open
+        self.follower = LayerFollower(self.viewer, self._is_spots, self._set_layer, self._show_colorbar)
+        self.follower.refresh()
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self):
-        layout = QVBoxLayout(self)
+        # the content scrolls when the dock is short, so two docks fit a 1080-pixel-high screen
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = _ScrollArea(MIN_VISIBLE_HEIGHT)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        content = QWidget()
+        self.scroll_area.setWidget(content)
+        outer.addWidget(self.scroll_area)
+        layout = QVBoxLayout(content)
         self.slide_label = QLabel("Select a slide's spots layer")
         self.slide_label.setWordWrap(True)
         layout.addWidget(self.slide_label)
@@ -251,27 +263,8 @@ class ColorWidget(QWidget):
 
         return isinstance(layer, Points) and slide_of(layer) is not None
 
-    def _on_layers_changed(self, event=None):
-        if self.layer is not None and self.layer not in self.viewer.layers:
-            self._set_layer(None)
-        active = self.viewer.layers.selection.active
-        if self._is_spots(active):
-            self._set_layer(active)
-        elif self.layer is None:
-            spots = [layer for layer in self.viewer.layers if self._is_spots(layer)]
-            if spots:
-                self._set_layer(spots[-1])
-        self._show_colorbar()  # the title names the slide once several are open
-
-    def _on_active_layer(self, event=None):
-        active = self.viewer.layers.selection.active
-        if self._is_spots(active) and getattr(active, "__wrapped__", active) is not self.layer:
-            self._set_layer(active)
-
     def _set_layer(self, layer):
-        # napari gives plugins per-access proxies of its layers; keep the layer itself so that
-        # "is this the layer I follow" is an identity check
-        layer = getattr(layer, "__wrapped__", layer)
+        """Colour `layer` (unwrapped; the follower calls this when the followed layer changes)."""
         if self.layer is not None:
             self.layer.events.features.disconnect(self._on_features_changed)
             self.layer.events.data.disconnect(self._on_points_changed)

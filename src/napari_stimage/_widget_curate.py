@@ -49,6 +49,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import bins
+from ._following import HELPER_KEY, LayerFollower, unwrap
 from .annotation import AnnotationChangedOnDisk, AnnotationDeletedOnDisk
 from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
 from .layers import slide_of
@@ -84,6 +85,22 @@ PAINTING_MODES = ("paint", "polygon", "fill")
 MIN_VISIBLE_HEIGHT = 560  # px of the dock kept visible when the window is short; the rest scrolls
 
 
+RECOVERY_WAIT_MS = 100  # while napari shows a progress bar (the slide is still being added), ask later
+RECOVERY_WAIT_TICKS = 300  # but never wait more than 30 s for a bar that is never closed
+_RECOVERY_QUEUED: weakref.WeakSet = weakref.WeakSet()  # editors whose recovery was offered: once each
+
+
+def _napari_progress_open() -> bool:
+    """napari shows a progress bar (viewer.open adds a slide's layers inside one).
+
+    Private use, guarded: napari keeps its open bars in the class attribute
+    `progress._all_instances` (napari 0.4-0.9); without it, no bar is taken as open.
+    """
+    from napari.utils import progress
+
+    return bool(len(getattr(progress, "_all_instances", ())))
+
+
 class _ElidedLabel(QLabel):
     """One line of text cut with "…" to the width it gets; the whole text is in the tooltip."""
 
@@ -115,13 +132,30 @@ class _ElidedLabel(QLabel):
 
 
 class _ScrollArea(QScrollArea):
-    """Scrolls its content when the dock is too small, but asks the dock for the content's full size."""
+    """Scrolls its content when the dock is too small, but asks the dock for the content's full size.
+
+    Squeezed by its neighbours, it keeps `min_visible_height` px of the content visible.
+    """
+
+    def __init__(self, min_visible_height: int = MIN_VISIBLE_HEIGHT):
+        super().__init__()
+        self._min_visible_height = min_visible_height
+
+    def setWidget(self, widget):  # noqa: N802 (Qt API)
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        # the content's layout changed (a slide bound, rows shown): the dock must re-read our hints
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(obj, event)
 
     def sizeHint(self):  # noqa: N802 (Qt API)
         content = self.widget()
         if content is None:
             return super().sizeHint()
-        hint = content.sizeHint()
+        hint = content.sizeHint().expandedTo(content.minimumSizeHint())  # the layout's floor can exceed its hint
         margins = self.contentsMargins()
         return hint.grownBy(margins) + QSize(self.verticalScrollBar().sizeHint().width(), 0)
 
@@ -131,7 +165,7 @@ class _ScrollArea(QScrollArea):
         floor = super().minimumSizeHint()
         if content is None:
             return floor
-        return QSize(floor.width(), max(floor.height(), min(content.sizeHint().height(), MIN_VISIBLE_HEIGHT)))
+        return QSize(floor.width(), max(floor.height(), min(content.sizeHint().height(), self._min_visible_height)))
 
 
 class _CloseGuard(QObject):
@@ -163,15 +197,15 @@ class CurateWidget(QWidget):
         self._closing = False  # the viewer is closing and the user already answered for all layers
         self._close_guard = _CloseGuard(self)
         self._guarded_windows = weakref.WeakSet()  # main windows whose close the guard watches (weak: no leak)
+        self._recovery_pending: list[weakref.ref] = []  # editors whose recovery is asked once the slide is open
+        self._recovery_wait = 0
+        self._napari_help = ""  # the curated layer's own status-bar hint, given back when it is left
         self._build_ui()
 
-        layers = self.viewer.layers
-        bins.watch_viewer(self.viewer)  # before our own inserted handler: layers arrive bound
-        layers.events.inserted.connect(self._refresh_layers)
-        layers.events.removed.connect(self._refresh_layers)
-        layers.events.removing.connect(self._on_layer_removing)
-        layers.selection.events.active.connect(self._on_active_layer)
-        self._refresh_layers()
+        bins.watch_viewer(self.viewer)  # before the follower's inserted handler: layers arrive bound
+        self.follower = LayerFollower(self.viewer, self._is_target, self._bind, self._refresh_chooser)
+        self.viewer.layers.events.removing.connect(self._on_layer_removing)
+        self.follower.refresh()
 
     def showEvent(self, event):  # noqa: N802 (Qt API)
         """Once docked and shown, guard the main window's close (no private napari attribute)."""
@@ -309,59 +343,53 @@ class CurateWidget(QWidget):
         self._update_state()
 
     # -- layers ----------------------------------------------------------------------------------
-    def _target_layers(self):
-        """Spots layers (Points) and bin-labels layers (Labels) of slides, in layer order."""
+    @staticmethod
+    def _is_target(layer) -> bool:
+        """Spots layers (Points) and bin-labels layers (Labels) of slides."""
         from napari.layers import Points
 
-        return [
-            layer for layer in self.viewer.layers
-            if (isinstance(layer, Points) and slide_of(layer) is not None) or bins.is_bin_labels_layer(layer)
-        ]
+        return (isinstance(layer, Points) and slide_of(layer) is not None) or bins.is_bin_labels_layer(layer)
 
-    def _refresh_layers(self, event=None) -> None:
-        current = self.layer
+    def _target_layers(self):
+        """Spots and bin-labels layers of slides, unwrapped, in layer order."""
+        return self.follower.candidates()
+
+    def _refresh_chooser(self) -> None:
         layers = self._target_layers()
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for layer in layers:
             self.layer_combo.addItem(layer.name)
         self.layer_combo.blockSignals(False)
-        active = self.viewer.layers.selection.active
-        if current in layers:
-            self._show_in_chooser(current)
-        elif layers:
-            self._bind(active if active in layers else layers[0])
-            self._show_in_chooser(self.layer)
-        else:
-            self._bind(None)
+        self._show_in_chooser(self.layer)
 
     def _show_in_chooser(self, layer) -> None:
         layers = self._target_layers()
-        if layer in layers and self.layer_combo.currentIndex() != layers.index(layer):
+        index = next((k for k, other in enumerate(layers) if other is layer), -1)
+        if index >= 0 and self.layer_combo.currentIndex() != index:
             self.layer_combo.blockSignals(True)
-            self.layer_combo.setCurrentIndex(layers.index(layer))
+            self.layer_combo.setCurrentIndex(index)
             self.layer_combo.blockSignals(False)
 
     def _on_layer_chosen(self, index: int) -> None:
         """A layer picked in the chooser is also selected in the layer list: the two never disagree."""
         layers = self._target_layers()
-        if 0 <= index < len(layers) and layers[index] is not self.layer:
-            self._bind(layers[index])
-            self.viewer.layers.selection.active = layers[index]
+        if 0 <= index < len(layers):
+            self.follower.follow(layers[index])
+            self._activate(layers[index])
 
-    def _on_active_layer(self, event=None) -> None:
-        """The layer selected in the layer list is the one curated, when it is a spots or bin-labels
-        layer (other layers, such as the H&E image, leave the choice as it is)."""
-        active = self.viewer.layers.selection.active
-        if active is None or active is self.layer or active not in self._target_layers():
-            return
-        self._bind(active)
-        self._show_in_chooser(active)
+    def _activate(self, layer) -> None:
+        """Select `layer` in the layer list (drags and keys go to the active layer), unfollowed."""
+        if layer is not None and self.follower.active() is not layer:
+            with self.follower.quiet():
+                self.viewer.layers.selection.active = layer
 
     def _bind(self, layer) -> None:
+        """Work on `layer` (unwrapped; the follower calls this when the followed layer changes)."""
         self._remove_stroke_layer()
         if self.layer is not None:
             self._unbind_keys()
+            self._restore_napari_help()
             if self.sync is not None:
                 self.layer.events.selected_label.disconnect(self._on_selected_label)
             else:
@@ -385,11 +413,15 @@ class CurateWidget(QWidget):
                 self.brush_radius.setValue(float(np.median(radii)) * 1.5 if len(radii) else 10.0)
             self.editor.add_view(self._on_labels_changed)
             self._bind_keys(layer)
-            QTimer.singleShot(0, self.offer_recovery)
+            # after napari's own handler, which rewrites the layer's help on each mode change
+            layer.events.mode.connect(self._show_help, position="last")
+            self._queue_recovery_offer(self.editor)
         self._show_tools_for_target()
         self._on_labels_changed(None)
+        self._show_in_chooser(layer)
         if layer is not None and not self.is_bins and self.tool != "pan":
             self.set_tool(self.tool)  # the chosen tool carries over to the newly curated spots layer
+        self._show_help()
 
     @property
     def is_bins(self) -> bool:
@@ -436,6 +468,53 @@ class CurateWidget(QWidget):
         for key, func in bindings.items():
             layer.bind_key(key, func, overwrite=True)
         self._bound_keys = list(bindings)
+
+    # -- status bar hint -----------------------------------------------------------------------
+    def _help_text(self) -> str | None:
+        """The status bar's hint for the curated layer in its current mode; None for a napari mode
+        picked in the layer controls (napari's own hint is right there)."""
+        layer = self.layer
+        if self.is_bins:
+            tool = next((t for t, mode in BIN_TOOL_MODES.items() if mode == layer.mode), None)
+            if layer.mode == "erase":
+                text = "Eraser: painted bins become unlabelled"
+            elif tool is None:
+                return None
+            else:
+                text = f"{TOOL_TITLES[tool]}: {BIN_TOOL_TIPS[tool]}"
+            return f"{text} · keys 1-9 paint with the labels of Curate labels, 0 eraser, Ctrl+Z undo"
+        if layer.mode == "select":
+            tool = "click"
+        elif layer.mode == "pan_zoom":
+            tool = self.tool if self.tool != "click" else "pan"
+        else:
+            return None
+        keys = ", ".join(f"{key} {TOOL_TITLES[t]}" for t, key in TOOL_KEYS.items())
+        return (f"{TOOL_TITLES[tool]}: {TOOL_TIPS[tool]} · keys 1-9 assign the labels of Curate labels, "
+                f"0 clears, {keys}, Esc Pan/zoom, Ctrl+Z undo")
+
+    def _show_help(self, event=None) -> None:
+        """Our keys in the status bar: napari's Points/Labels hint names keys 1-9 for its own modes,
+        which the widget rebinds to labels on the curated layer."""
+        layer = self.layer
+        if layer is None:
+            return
+        text = self._help_text()
+        if text is None:
+            return
+        if layer.help != text:
+            self._napari_help = layer.help
+            layer.help = text
+        if self.follower.active() is layer:
+            self.viewer.help = text
+
+    def _restore_napari_help(self) -> None:
+        layer = self.layer
+        layer.events.mode.disconnect(self._show_help)
+        if layer.help == self._help_text():
+            layer.help = self._napari_help
+            if self.follower.active() is layer:
+                self.viewer.help = layer.help
 
     def _unbind_keys(self) -> None:
         for key in self._bound_keys:
@@ -487,6 +566,8 @@ class CurateWidget(QWidget):
         self.set_selection(self._without_hidden(np.flatnonzero(mask)))
 
     def set_tool(self, tool: str) -> None:
+        """Choose a tool. Its layer changes (re-selecting the curated layer, adding or removing the
+        stroke layer) happen unfollowed, so they can never rebind the widget and re-enter here."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
         layer = self.layer
@@ -497,24 +578,27 @@ class CurateWidget(QWidget):
                 return
             self.tool = tool
             self.tool_buttons[tool].setChecked(True)
-            self.viewer.layers.selection.active = layer
+            self._activate(layer)
             layer.mode = BIN_TOOL_MODES[tool]
+            self._show_help()
             return
         self.tool = tool
         self.tool_buttons[tool].setChecked(True)
         if layer is None:
             return
-        self.viewer.layers.selection.active = layer
-        if tool in ("pan", "click"):
-            self._remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
-        if tool == "click":
-            layer.mode = "select"
-        else:
-            layer.mode = "pan_zoom"
-            # drawing tools drag on the canvas: the camera must not pan meanwhile
-            layer.mouse_pan = tool == "pan"
-            if tool != "pan":
-                self._stroke_layer()
+        with self.follower.quiet():
+            self._activate(layer)
+            if tool in ("pan", "click"):
+                self._remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
+            if tool == "click":
+                layer.mode = "select"
+            else:
+                layer.mode = "pan_zoom"
+                # drawing tools drag on the canvas: the camera must not pan meanwhile
+                layer.mouse_pan = tool == "pan"
+                if tool != "pan":
+                    self._stroke_layer()
+        self._show_help()
 
     def _data_point(self, event) -> np.ndarray:
         return np.asarray(self.layer.world_to_data(event.position), dtype=np.float64)[-2:]
@@ -558,19 +642,22 @@ class CurateWidget(QWidget):
         """A Shapes layer that shows the shape while it is drawn.
 
         It exists only while a drawing tool is chosen (removed on Pan/zoom, Click or another
-        layer) and is empty between drags, so it never hides or outlasts a selection.
+        layer) and is empty between drags, so it never hides or outlasts a selection. It is a
+        helper layer (`HELPER_KEY`): no widget follows it.
         """
         stroke = self._stroke
         if stroke is None or stroke not in self.viewer.layers:
-            stroke = self.viewer.add_shapes(
-                name=STROKE_LAYER_NAME,
-                edge_color=STROKE_COLOR,
-                face_color="transparent",
-                scale=self.layer.scale,
-                translate=self.layer.translate,
-            )
-            self._stroke = stroke
-            self.viewer.layers.selection.active = self.layer  # drags go to the active layer
+            with self.follower.quiet():
+                stroke = unwrap(self.viewer.add_shapes(
+                    name=STROKE_LAYER_NAME,
+                    edge_color=STROKE_COLOR,
+                    face_color="transparent",
+                    scale=self.layer.scale,
+                    translate=self.layer.translate,
+                    metadata={HELPER_KEY: True},
+                ))
+                self._stroke = stroke
+                self._activate(self.layer)  # drags go to the active layer
         return stroke
 
     def _clear_stroke(self) -> None:
@@ -582,10 +669,11 @@ class CurateWidget(QWidget):
         stroke, self._stroke = self._stroke, None
         if stroke is None or stroke not in self.viewer.layers:
             return
-        was_active = self.viewer.layers.selection.active is stroke
-        self.viewer.layers.remove(stroke)
-        if was_active and self.layer is not None and self.layer in self.viewer.layers:
-            self.viewer.layers.selection.active = self.layer  # not whichever neighbour napari picks
+        with self.follower.quiet():
+            was_active = self.follower.active() is stroke
+            self.viewer.layers.remove(stroke)
+            if was_active and self.layer is not None and self.layer in self.viewer.layers:
+                self._activate(self.layer)  # not whichever neighbour napari picks
 
     def _draw_stroke(self, tool: str, path: list) -> None:
         if self._stroke is None or self._stroke not in self.viewer.layers:
@@ -682,7 +770,7 @@ class CurateWidget(QWidget):
         except ValueError as exc:
             self._notify(str(exc))
             return None
-        self.viewer.layers.selection.active = layer
+        self._activate(layer)
         if label is None:
             layer.mode = "erase"
             return 0
@@ -876,8 +964,36 @@ class CurateWidget(QWidget):
             self._notify(f"exported {n} labelled spot(s) to {path}")
 
     # -- recovery and closing --------------------------------------------------------------------
-    def offer_recovery(self) -> bool:
-        editor = self.editor
+    def _queue_recovery_offer(self, editor) -> None:
+        """Offer `editor`'s recovery once per session, after the slide is open.
+
+        Binding happens while napari still adds the slide's layers inside its "Opening Files"
+        progress, which runs the event loop: a question asked from there stacks up or hangs.
+        """
+        if editor in _RECOVERY_QUEUED:
+            return
+        _RECOVERY_QUEUED.add(editor)
+        self._recovery_pending.append(weakref.ref(editor))
+        self._recovery_wait = RECOVERY_WAIT_TICKS
+        QTimer.singleShot(0, self._offer_queued_recovery)
+
+    def _offer_queued_recovery(self) -> None:
+        if _napari_progress_open() and self._recovery_wait > 0:
+            self._recovery_wait -= 1
+            QTimer.singleShot(RECOVERY_WAIT_MS, self._offer_queued_recovery)
+            return
+        pending, self._recovery_pending = self._recovery_pending, []
+        for ref in pending:
+            editor = ref()
+            if editor is not None and self._editor_in_viewer(editor):
+                self.offer_recovery(editor)
+
+    def _editor_in_viewer(self, editor) -> bool:
+        return any(editor_for_layer(layer, create=False) is editor for layer in self._target_layers())
+
+    def offer_recovery(self, editor: LabelEditor | None = None) -> bool:
+        """Ask whether to recover `editor`'s (default: the current one's) unsaved edits from disk."""
+        editor = self.editor if editor is None else editor
         if editor is None or editor.dirty:
             return False
         recovery = editor.find_recovery()
@@ -896,7 +1012,7 @@ class CurateWidget(QWidget):
         return False
 
     def _on_layer_removing(self, event) -> None:
-        layer = self.viewer.layers[event.index] if event.index is not None else None
+        layer = unwrap(self.viewer.layers[event.index]) if event.index is not None else None
         editor = editor_for_layer(layer, create=False) if layer is not None else None
         if editor is None or not editor.dirty or self._closing:
             return
