@@ -280,8 +280,9 @@ def test_legend_hide_and_solo_show_on_screen(user):
     before = user.screenshot()
     assert np.abs(user.pixel(before, slide.positions[i]) - user.pixel(bare, slide.positions[i])).max() > 40
 
-    check = color.legend_rows[hidden][1]
-    assert isinstance(check, QCheckBox) and check.isVisible() and check.text().endswith(f"{hidden}  ({(shown == hidden).sum()})")
+    row = color.legend_rows[hidden][1]  # a checkbox whose label wraps
+    check = row.box
+    assert isinstance(check, QCheckBox) and check.isVisible() and row.text().endswith(f"{hidden}  ({(shown == hidden).sum()})")
     user.qtbot.mouseClick(check, Qt.MouseButton.LeftButton)
     shot = user.screenshot()
     assert np.abs(user.pixel(shot, slide.positions[i]) - user.pixel(bare, slide.positions[i])).max() <= 8

@@ -505,7 +505,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
 def write_results(path: str | Path, comparisons: Sequence[Comparison]) -> Path:
     """Write `results.json` (HEST's format, one model) or a `.csv` table (any number of models),
     atomically. Raises ValueError for another suffix or several models in a JSON file."""
-    from .annotation import _atomic_write_bytes
+    from .storage import atomic_write_bytes
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -518,7 +518,7 @@ def write_results(path: str | Path, comparisons: Sequence[Comparison]) -> Path:
     else:
         raise ValueError(f"{path.name}: write results.json (HEST's format) or a .csv table")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data)
     return path
 
 
