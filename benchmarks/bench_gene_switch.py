@@ -40,9 +40,9 @@ import scipy.sparse as sp
 
 
 def make_slide(n_spots: int, n_genes: int = 200, seed: int = 0):
-    from napari_stimage.expression import Expression
-    from napari_stimage.layout import SlidePaths
-    from napari_stimage.slide import JoinReport, Slide
+    from napari_stimage.io.stimage.counts import Expression
+    from napari_stimage.io.stimage.layout import SlidePaths
+    from napari_stimage.core.slide import JoinReport, Slide
 
     rng = np.random.default_rng(seed)
     side = int(np.ceil(np.sqrt(n_spots)))
@@ -112,8 +112,8 @@ def bench_size(n_spots: int, repeats: int, window: tuple[int, int], colorbar: bo
     from qtpy.QtWidgets import QApplication
 
     from napari_stimage import coloring as col
-    from napari_stimage._widget_color import ColorWidget
-    from napari_stimage.layers import spots_layer_data
+    from napari_stimage._qt.color_widget import ColorWidget
+    from napari_stimage.viewer.layers import spots_layer_data
 
     slide = make_slide(n_spots)
     viewer = napari.Viewer(show=True)

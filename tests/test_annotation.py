@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_stimage import annotation as anno_mod
-from napari_stimage.annotation import (
+from napari_stimage.io.stimage import annotation as anno_mod
+from napari_stimage.io.stimage.annotation import (
     AnnotationChangedOnDisk,
     AnnotationTable,
     backup_path,
@@ -18,7 +18,7 @@ from napari_stimage.annotation import (
     read_annotation,
     write_annotation,
 )
-from napari_stimage.errors import SlideError
+from napari_stimage.core.errors import SlideError
 
 # Every header variant and quirk of formats.md, plus file-level styles real tools write.
 VARIANTS = {

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_stimage import coloring as col
-from napari_stimage.labels import UNLABELLED, label_categories
+from napari_stimage.core.labels import UNLABELLED, label_categories
 
 
 def test_transforms_match_scanpy_definitions():
@@ -241,7 +241,7 @@ def test_a_label_has_the_same_colour_whatever_else_is_on_the_slide(tmp_path):
 def test_colour_preferences_live_in_the_config_folder(monkeypatch, tmp_path):
     import json
 
-    from napari_stimage.cache import cache_dir, config_dir
+    from napari_stimage.io.cache import cache_dir, config_dir
 
     col.LabelPalette().set_color("TLS", "#123456")
     col.remember_recent_gene("ERBB2")
@@ -261,7 +261,7 @@ def test_colour_preferences_live_in_the_config_folder(monkeypatch, tmp_path):
 def test_preferences_an_older_version_left_in_the_cache_folder_are_read(tmp_path):
     import json
 
-    from napari_stimage.cache import cache_dir, config_dir
+    from napari_stimage.io.cache import cache_dir, config_dir
 
     cache_dir().mkdir(parents=True, exist_ok=True)
     (cache_dir() / col.LABEL_COLORS_FILE).write_text(json.dumps({"TLS": "#abcdef"}))

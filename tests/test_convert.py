@@ -2,11 +2,11 @@
 
 import pytest
 
-from napari_stimage import images
-from napari_stimage.cache import is_cache_valid
+from napari_stimage.io import images
+from napari_stimage.io.cache import is_cache_valid
 from napari_stimage.cli import main
 from napari_stimage.convert import convert_tree, slide_is_converted
-from napari_stimage.layout import find_slides
+from napari_stimage.io.stimage.layout import find_slides
 from napari_stimage.synthetic import write_synthetic_slide
 
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from napari_stimage._widget_curate import CurateWidget
-from napari_stimage.annotation import read_annotation
-from napari_stimage.editing import editor_for_layer
-from napari_stimage.layers import add_slide_to_viewer
-from napari_stimage.selection import points_in_polygon, points_near_path
+from napari_stimage._qt.curate_widget import CurateWidget
+from napari_stimage.io.stimage.annotation import read_annotation
+from napari_stimage.curation.editor import editor_for_layer
+from napari_stimage.viewer.layers import add_slide_to_viewer
+from napari_stimage.core.selection import points_in_polygon, points_near_path
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_save_on_changed_file_asks_and_saves_elsewhere(curate, qtbot, slide, tmp
     asked = []
     widget.ask = lambda title, text, choices: asked.append(title) or "Save elsewhere…"
     other = tmp_path / "mine.csv"
-    monkeypatch.setattr("napari_stimage._widget_curate.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
+    monkeypatch.setattr("napari_stimage._qt.curate_widget.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
     widget.save()
     qtbot.waitUntil(lambda: other.exists() and not widget.editor.dirty, timeout=10000)
     assert asked == ["File changed on disk"]
@@ -499,7 +499,7 @@ def test_bins_save_on_changed_file_asks_and_saves_elsewhere(hd_curate, hd_paths,
     hd_paths.annotation.write_bytes(b",V2\ncolleague,edit\n")
     widget.ask = lambda title, text, choices: widget.questions.append(title) or "Save elsewhere…"
     other = tmp_path / "mine.csv"
-    monkeypatch.setattr("napari_stimage._widget_curate.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
+    monkeypatch.setattr("napari_stimage._qt.curate_widget.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
     widget.save()
     qtbot.waitUntil(lambda: other.exists() and not widget.editor.dirty, timeout=10000)
     assert widget.questions == ["File changed on disk"]
@@ -509,7 +509,7 @@ def test_bins_save_on_changed_file_asks_and_saves_elsewhere(hd_curate, hd_paths,
 
 
 def test_bins_close_guard_and_recovery(hd_curate, hd_paths, qtbot):
-    from napari_stimage import bins
+    from napari_stimage.curation import bins
 
     viewer, widget, layer = hd_curate
     grid = widget.sync.grid

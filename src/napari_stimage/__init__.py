@@ -1,9 +1,9 @@
 """napari-stimage: open, color and curate STimage-1K4M spatial-transcriptomics slides."""
 
-from .errors import SlideError
-from .layers import add_gene_features, slide_of
-from .layout import SlidePaths, find_slides, resolve_slide
-from .slide import Slide, load_slide
+from .core.errors import SlideError
+from .viewer.layers import add_gene_features, slide_of
+from .io.stimage.layout import SlidePaths, find_slides, resolve_slide
+from .core.slide import Slide, load_slide
 
 __version__ = "0.1.0"
 __all__ = [

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .layers import slide_layer_data
-from .layout import resolve_slide
-from .slide import load_slide
+from .viewer.layers import slide_layer_data
+from .io.stimage.layout import resolve_slide
+from .core.slide import load_slide
 
 
 def get_reader(path):
@@ -43,7 +43,7 @@ def read_slide(path):
         # first stroke, even before the curation widget is opened
         from napari import current_viewer
 
-        from .bins import watch_viewer
+        from .curation.bins import watch_viewer
 
         viewer = current_viewer()
         if viewer is not None:

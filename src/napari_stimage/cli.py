@@ -14,7 +14,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_open(args) -> int:
-    from .layout import resolve_slide
+    from .io.stimage.layout import resolve_slide
 
     if not Path(args.path).is_file():
         print(f"napari-stimage: {args.path}: no such file", file=sys.stderr)
@@ -32,7 +32,7 @@ def _cmd_open(args) -> int:
 def _open_in_napari(path) -> int:
     import napari
 
-    from ._loading import open_slide_in_viewer
+    from ._qt.loading import open_slide_in_viewer
 
     viewer = napari.Viewer(title=f"napari-stimage: {path}")
     open_slide_in_viewer(viewer, path)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Exception as exc:
-        from .errors import SlideError
+        from .core.errors import SlideError
 
         if isinstance(exc, SlideError):
             print(f"napari-stimage: {exc}", file=sys.stderr)

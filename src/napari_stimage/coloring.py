@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import UNLABELLED, is_unlabelled, label_categories
+from .core.labels import UNLABELLED, is_unlabelled, label_categories
 
 # ---------------------------------------------------------------------------------------------
 # Value transforms
@@ -306,7 +306,7 @@ def remember_recent_gene(entry: str, path: str | Path | None = None) -> list[str
 
 def _config_file(name: str) -> Path:
     """Preferences live in the config folder: users empty the cache folder freely."""
-    from .cache import config_dir
+    from .io.cache import config_dir
 
     return config_dir() / name
 
@@ -314,7 +314,7 @@ def _config_file(name: str) -> Path:
 def _existing_preferences(name: str) -> Path:
     """The preferences file to read: the config folder's, else one an older version left in
     the cache folder (it moves to the config folder on the next save)."""
-    from .cache import cache_dir
+    from .io.cache import cache_dir
 
     path = _config_file(name)
     if path.exists():

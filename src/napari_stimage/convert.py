@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .layout import SlidePaths, find_slides
+from .io.stimage.layout import SlidePaths, find_slides
 
 
 @dataclass
@@ -36,7 +36,7 @@ class SlideResult:
 
 
 def _image_needs_pyramid(path: Path | None) -> bool:
-    from .images import PYRAMID_MIN_PIXELS, image_shape, sniff_image_format
+    from .io.images import PYRAMID_MIN_PIXELS, image_shape, sniff_image_format
 
     if path is None or sniff_image_format(path) not in ("png", "jpeg"):
         return False
@@ -46,8 +46,8 @@ def _image_needs_pyramid(path: Path | None) -> bool:
 
 def slide_is_converted(paths: SlidePaths) -> bool:
     """True when every cache this slide needs exists and is valid."""
-    from .cache import is_cache_valid
-    from .images import pyramid_is_valid
+    from .io.cache import is_cache_valid
+    from .io.images import pyramid_is_valid
 
     if paths.count is not None and not is_cache_valid(paths.count):
         return False
@@ -62,8 +62,8 @@ def convert_slide(
     cancel: Callable[[], bool] | None = None,
 ) -> SlideResult:
     """Build the slide's missing or stale caches. Errors are returned, not raised."""
-    from .cache import build_expression_cache, is_cache_valid
-    from .images import ensure_pyramid, pyramid_is_valid, sniff_image_format
+    from .io.cache import build_expression_cache, is_cache_valid
+    from .io.images import ensure_pyramid, pyramid_is_valid, sniff_image_format
 
     result = SlideResult(paths.name)
     start = time.perf_counter()
@@ -94,7 +94,7 @@ def convert_slide(
 
 def _convert_in_worker(paths: SlidePaths, cache_folder: str) -> SlideResult:
     """Entry point in a worker process or on a Dask worker: same cache folder as the caller."""
-    from .cache import CACHE_ENV
+    from .io.cache import CACHE_ENV
 
     os.environ[CACHE_ENV] = cache_folder
     return convert_slide(paths)
@@ -139,7 +139,7 @@ def convert_tree(
     `jobs` > 1 runs that many local worker processes; `scheduler` (a Dask scheduler address,
     or a `distributed.Client`) runs the slides on a Dask cluster instead.
     """
-    from .cache import cache_dir
+    from .io.cache import cache_dir
 
     slides = find_slides(root)
     todo = [s for s in slides if not slide_is_converted(s)]
@@ -219,7 +219,7 @@ def _run_on_dask(todo: list[SlidePaths], folder: str, scheduler, record) -> None
 
 def _cmd_convert(args) -> int:
     if args.cache:
-        from .cache import CACHE_ENV
+        from .io.cache import CACHE_ENV
 
         os.environ[CACHE_ENV] = str(Path(args.cache).expanduser().resolve())
     root = Path(args.root)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .annotation import AnnotationTable, read_annotation
+from ..io.stimage.annotation import AnnotationTable, read_annotation
 from .errors import SlideError
-from .expression import Expression
-from .layout import SlidePaths, resolve_slide
+from ..io.stimage.counts import Expression
+from ..io.stimage.layout import SlidePaths, resolve_slide
 
 ProgressCallback = Callable[[int, int], None]
 N_DEFAULT_GENES = 50
@@ -108,7 +108,7 @@ def load_expression(
 
     Goes through the on-disk cache (`cache.py`): parsed once, memory-mapped on later opens.
     """
-    from .cache import load_expression_cached
+    from ..io.cache import load_expression_cached
 
     return load_expression_cached(path, progress=progress, cancel=cancel)
 
@@ -167,7 +167,7 @@ class Slide:
         if "image_levels" not in self.__dict__:
             levels = None
             if self.paths.image is not None:
-                from .images import read_image
+                from ..io.images import read_image
 
                 levels = read_image(self.paths.image, progress=progress, cancel=cancel)
             self.__dict__["image_levels"] = levels  # fills the cached_property

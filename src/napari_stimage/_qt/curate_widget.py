@@ -48,11 +48,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import bins
-from .annotation import AnnotationChangedOnDisk
-from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
-from .layers import slide_of
-from .selection import SpotIndex, points_in_polygon, points_in_rectangle
+from ..curation import bins
+from ..io.stimage.annotation import AnnotationChangedOnDisk
+from ..curation.editor import LabelEditor, editor_for_layer, near_duplicate, normalise_label
+from ..viewer.layers import slide_of
+from ..core.selection import SpotIndex, points_in_polygon, points_in_rectangle
 
 TOOLS = ("pan", "click", "rectangle", "lasso", "brush")
 TOOL_TITLES = {"pan": "Pan/zoom", "click": "Click", "rectangle": "Rectangle", "lasso": "Lasso", "brush": "Brush"}
@@ -818,7 +818,7 @@ class CurateWidget(QWidget):
         return self.save(path) if path else None
 
     def import_loupe_dialog(self) -> None:
-        from .loupe import import_loupe
+        from ..io.loupe import import_loupe
 
         path, _ = QFileDialog.getOpenFileName(self, "Import Loupe category CSV", "", "CSV (*.csv)")
         if path and self.editor is not None:
@@ -833,7 +833,7 @@ class CurateWidget(QWidget):
             self._notify(f"imported {len(result.labels)} label(s) of '{result.category}' (one undo step){extra}")
 
     def export_loupe_dialog(self) -> None:
-        from .loupe import export_loupe
+        from ..io.loupe import export_loupe
 
         path, _ = QFileDialog.getSaveFileName(self, "Export Loupe category CSV", "", "CSV (*.csv)")
         if path and self.editor is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import SlideError
+from ...core.errors import SlideError
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total)
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotation import _atomic_write_bytes, parse_label
-from .errors import SlideError
+from .stimage.annotation import _atomic_write_bytes, parse_label
+from ..core.errors import SlideError
 
 BARCODE_HEADER = "Barcode"
 

@@ -152,7 +152,7 @@ def load_cached_expression(source: str | Path):
     """The cached `Expression` of a count file, or raise `CacheInvalid`."""
     import scipy.sparse as sp
 
-    from .expression import Expression
+    from .stimage.counts import Expression
 
     source = Path(source)
     folder = expression_cache_path(source)
@@ -208,8 +208,8 @@ def build_expression_cache(
     Raises `expression.Cancelled` when `cancel()` turns True (nothing is left behind) and
     `SlideError` for a malformed file.
     """
-    from .errors import SlideError
-    from .expression import iter_count_blocks, make_unique
+    from ..core.errors import SlideError
+    from .stimage.counts import iter_count_blocks, make_unique
 
     source = Path(source)
     final = expression_cache_path(source)
@@ -306,7 +306,7 @@ def build_expression_cache(
 
 def _merge_spill(work: Path, block_counts, spill_offsets, indptr: np.ndarray, cancel) -> None:
     """Gather the gene-sorted block spills into `indices.npy` / `data.npy`, gene range by range."""
-    from .expression import Cancelled
+    from .stimage.counts import Cancelled
 
     n_genes = len(indptr) - 1
     nnz = int(indptr[-1])
@@ -360,6 +360,6 @@ def load_expression_cached(
     try:
         return load_cached_expression(source)
     except CacheInvalid as exc:  # e.g. the source changed again in between
-        from .errors import SlideError
+        from ..core.errors import SlideError
 
         raise SlideError(source, f"the expression cache could not be used ({exc})") from exc

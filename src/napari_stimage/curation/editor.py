@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .annotation import (
+from ..io.stimage.annotation import (
     AnnotationTable,
     Fingerprint,
     parse_label,
     reads_as_missing,
     write_annotation,
 )
-from .labels import is_unlabelled, label_categories
+from ..core.labels import is_unlabelled, label_categories
 
 EDITOR_KEY = "stimage_label_editor"
 DEFAULT_MAX_UNDO = 500
@@ -113,7 +113,7 @@ class Recovery:
 
 
 def recovery_path_for(annotation_path: str | Path) -> Path:
-    from .cache import data_dir
+    from ..io.cache import data_dir
 
     annotation_path = Path(annotation_path).resolve()
     key = hashlib.sha1(str(annotation_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -522,7 +522,7 @@ def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
     To share one editor between layers of a slide,
     put the same editor in each layer's metadata under `EDITOR_KEY`.
     """
-    from .layers import slide_of
+    from ..viewer.layers import slide_of
 
     editor = layer.metadata.get(EDITOR_KEY)
     if editor is not None or not create:

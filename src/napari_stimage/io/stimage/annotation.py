@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import SlideError
+from ...core.errors import SlideError
 
 MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan", "N/A", "<NA>"})
 DEFAULT_LABEL_COLUMN = "label"

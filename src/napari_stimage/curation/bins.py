@@ -310,8 +310,8 @@ class LabelRasterSync:
         The colour set is resolved over the labels in use plus the ones known to this raster,
         as the label legend does, so a label has the same colour on bins as on spots.
         """
-        from .coloring import LabelPalette
-        from .labels import label_categories
+        from ..coloring import LabelPalette
+        from ..core.labels import label_categories
 
         in_use = label_categories([*self.editor.categories(), *self.categories])
         colors = LabelPalette().colors(in_use)
@@ -395,7 +395,7 @@ def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
     To show a gene: `layer.data = grid.raster(slide.gene_values(gene))`. Label editing on bins
     needs `bind_bin_labels(labels_layer)`, which `watch_viewer` does for every viewer it watches.
     """
-    from .layers import SLIDE_KEY
+    from ..viewer.layers import SLIDE_KEY
 
     placement = grid.layer_kwargs()
     meta = {SLIDE_KEY: slide, GRID_KEY: grid}
@@ -425,7 +425,7 @@ def is_bin_labels_layer(layer) -> bool:
     """A Labels layer of a slide's bins made by `bin_layer_data`."""
     from napari.layers import Labels  # Qt-free
 
-    from .layers import slide_of
+    from ..viewer.layers import slide_of
 
     meta = getattr(layer, "metadata", None) or {}
     return (
@@ -449,8 +449,8 @@ def bind_bin_labels(layer, editor=None) -> LabelRasterSync:
     Idempotent: a layer already bound returns its link. Bins painted before binding are kept
     (`LabelRasterSync.adopt_painting`).
     """
-    from .editing import EDITOR_KEY, LabelEditor
-    from .layers import slide_of
+    from .editor import EDITOR_KEY, LabelEditor
+    from ..viewer.layers import slide_of
 
     bound = bin_labels_sync(layer)
     if bound is not None:

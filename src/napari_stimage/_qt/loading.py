@@ -19,9 +19,9 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     from napari.utils.notifications import show_error, show_info, show_warning
     from napari.utils.progress import cancelable_progress
 
-    from .expression import Cancelled
-    from .layers import add_slide_to_viewer, slide_layer_data
-    from .slide import load_slide
+    from ..io.stimage.counts import Cancelled
+    from ..viewer.layers import add_slide_to_viewer, slide_layer_data
+    from ..core.slide import load_slide
 
     def work():
         # load_slide reports progress through a callback on its own thread; this generator

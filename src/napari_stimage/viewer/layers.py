@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .slide import Slide
+from ..core.slide import Slide
 
 SLIDE_KEY = "stimage_slide"
 SPOTS_SUFFIX = " spots"
@@ -38,7 +38,7 @@ def image_layer_data(slide: Slide) -> tuple | None:
 def initial_coloring(slide: Slide, labels) -> tuple[str | None, str | None]:
     """What a slide opens coloured by: ("label", None) when it has any pathologist label, else
     ("gene", its most variable gene), else (None, None). The reader and the widget both follow it."""
-    from .labels import is_unlabelled
+    from ..core.labels import is_unlabelled
 
     if any(not is_unlabelled(v) for v in labels):
         return "label", None
@@ -49,7 +49,7 @@ def initial_coloring(slide: Slide, labels) -> tuple[str | None, str | None]:
 
 def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
     """The colours of `initial_coloring`, computed as the "Color spots" widget does (log1p, autoscaled)."""
-    from . import coloring as col
+    from .. import coloring as col
 
     mode, gene = initial_coloring(slide, labels)
     if mode == "label":
@@ -82,7 +82,7 @@ def slide_layer_data(slide: Slide) -> list[tuple]:
 
     Dense bin grids (VisiumHD) get raster layers instead of Points: see `bins.py`.
     """
-    from .bins import bin_grid, bin_layer_data
+    from ..curation.bins import bin_grid, bin_layer_data
 
     layers = []
     image = image_layer_data(slide)
@@ -101,7 +101,7 @@ def add_slide_to_viewer(viewer, slide: Slide, layer_data: list[tuple] | None = N
 
     Bin-labels layers come out bound to a label editor (painting bins edits the annotation).
     """
-    from .bins import watch_viewer
+    from ..curation.bins import watch_viewer
 
     watch_viewer(viewer)
     layer_data = slide_layer_data(slide) if layer_data is None else layer_data
