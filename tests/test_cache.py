@@ -15,7 +15,8 @@ from napari_stimage.io.cache import (
     load_expression_cached,
 )
 from napari_stimage.core.errors import SlideError
-from napari_stimage.io.stimage.counts import Cancelled, read_count_csv
+from napari_stimage.core.progress import Cancelled
+from napari_stimage.io.stimage.counts import read_count_csv
 
 
 def make_counts(tmp_path, n_spots=60, n_genes=25, seed=0):

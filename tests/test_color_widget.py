@@ -440,7 +440,7 @@ def test_curating_in_gene_mode_switches_to_labels_and_updates_the_legend(viewer_
 
 
 def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, slide):
-    from napari_stimage.curation.editor import editor_for_layer
+    from napari_stimage.viewer.editors import editor_for_layer
     from napari_stimage.core.labels import label_categories
 
     _, widget, layer = viewer_and_widget
@@ -466,7 +466,7 @@ def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, 
 
 
 def test_legend_order_from_a_stub_editor(viewer_and_widget, slide):
-    from napari_stimage.curation.editor import EDITOR_KEY
+    from napari_stimage.viewer.metadata import EDITOR_KEY
 
     _, widget, layer = viewer_and_widget
 

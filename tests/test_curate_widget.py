@@ -5,7 +5,7 @@ import pytest
 
 from napari_stimage._qt.curate_widget import CurateWidget
 from napari_stimage.io.stimage.annotation import read_annotation
-from napari_stimage.curation.editor import editor_for_layer
+from napari_stimage.viewer.editors import editor_for_layer
 from napari_stimage.viewer.layers import add_slide_to_viewer
 from napari_stimage.core.selection import points_in_polygon, points_near_path
 
@@ -509,7 +509,7 @@ def test_bins_save_on_changed_file_asks_and_saves_elsewhere(hd_curate, hd_paths,
 
 
 def test_bins_close_guard_and_recovery(hd_curate, hd_paths, qtbot):
-    from napari_stimage.curation import bins
+    from napari_stimage.viewer import bins
 
     viewer, widget, layer = hd_curate
     grid = widget.sync.grid

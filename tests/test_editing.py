@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from napari_stimage.io.stimage.annotation import read_annotation
-from napari_stimage.curation.editor import LabelEditor, editor_for_layer, recovery_path_for
+from napari_stimage.curation.editor import LabelEditor, recovery_path_for
+from napari_stimage.viewer.editors import editor_for_layer
 
 SLIDE_IDS = [f"S_{c}-1" for c in "ABCDEFGH"]
 # header ",V2"; a repeated id (A), an unknown spot (X), empty and NA labels; spots F..H not in the file

@@ -111,7 +111,7 @@ def test_pyramid_rebuilt_when_source_changes(tmp_path, monkeypatch):
 
 
 def test_pyramid_build_cancel(tmp_path, monkeypatch):
-    from napari_stimage.io.stimage.counts import Cancelled
+    from napari_stimage.core.progress import Cancelled
 
     monkeypatch.setattr(images, "PYRAMID_MIN_PIXELS", 10_000)
     monkeypatch.setattr(images, "_pyramid_with_vips", lambda *a: (_ for _ in ()).throw(ImportError()))

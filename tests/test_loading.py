@@ -76,7 +76,7 @@ def test_cancel_from_the_progress_bar_stops_the_load(make_napari_viewer, qtbot, 
     import napari.utils.notifications as notifications
 
     import napari_stimage.core.slide as slide_module
-    from napari_stimage.io.stimage.counts import Cancelled
+    from napari_stimage.core.progress import Cancelled
 
     started = threading.Event()
 
@@ -104,7 +104,7 @@ def test_cancelled_cache_build_leaves_nothing_behind(slide_paths):
 
     from napari_stimage import load_slide
     from napari_stimage.io.cache import cache_dir
-    from napari_stimage.io.stimage.counts import Cancelled
+    from napari_stimage.core.progress import Cancelled
 
     with pytest.raises(Cancelled):
         load_slide(slide_paths.coord, cancel=lambda: True)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from napari_stimage import SlideError, load_slide
-from napari_stimage.io.stimage.counts import make_unique
+from napari_stimage.core.expression import make_unique
 
 
 def test_spots_joined_on_id_not_row_order(slide, slide_paths):

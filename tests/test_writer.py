@@ -3,7 +3,7 @@
 from napari.plugins.io import save_layers
 
 from napari_stimage.io.stimage.annotation import read_annotation
-from napari_stimage.curation.editor import editor_for_layer
+from napari_stimage.viewer.editors import editor_for_layer
 from napari_stimage.viewer.layers import add_slide_to_viewer
 
 

@@ -1,7 +1,8 @@
 """napari-stimage: open, color and curate STimage-1K4M spatial-transcriptomics slides."""
 
 from .core.errors import SlideError
-from .viewer.layers import add_gene_features, slide_of
+from .viewer.layers import add_gene_features
+from .viewer.metadata import slide_of
 from .io.stimage.layout import SlidePaths, find_slides, resolve_slide
 from .core.slide import Slide, load_slide
 

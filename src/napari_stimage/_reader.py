@@ -43,7 +43,7 @@ def read_slide(path):
         # first stroke, even before the curation widget is opened
         from napari import current_viewer
 
-        from .curation.bins import watch_viewer
+        from .viewer.bins import watch_viewer
 
         viewer = current_viewer()
         if viewer is not None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .curation.editor import EDITOR_KEY, LabelEditor, normalise_label
-from .viewer.layers import SLIDE_KEY
+from .curation.editor import LabelEditor, normalise_label
+from .viewer.metadata import EDITOR_KEY, SLIDE_KEY
 from .core.slide import Slide
 
 

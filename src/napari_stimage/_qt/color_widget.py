@@ -33,7 +33,8 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
 from .. import coloring as col
-from ..viewer.layers import initial_coloring, slide_of
+from ..viewer.layers import initial_coloring
+from ..viewer.metadata import slide_of
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
@@ -619,7 +620,7 @@ class ColorWidget(QWidget):
         """The curation order (hotkeys 1-9 follow it) when the layer has a label editor."""
         if self.state().label_column != "label":
             return None
-        from ..curation.editor import editor_for_layer
+        from ..viewer.editors import editor_for_layer
 
         editor = editor_for_layer(self.layer, create=False)
         return list(editor.categories()) if editor is not None else None

@@ -48,10 +48,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..curation import bins
+from ..viewer import bins
 from ..io.stimage.annotation import AnnotationChangedOnDisk
-from ..curation.editor import LabelEditor, editor_for_layer, near_duplicate, normalise_label
-from ..viewer.layers import slide_of
+from ..curation.editor import LabelEditor, near_duplicate, normalise_label
+from ..viewer.editors import editor_for_layer
+from ..viewer.metadata import slide_of
 from ..core.selection import SpotIndex, points_in_polygon, points_in_rectangle
 
 TOOLS = ("pan", "click", "rectangle", "lasso", "brush")
@@ -149,7 +150,7 @@ class CurateWidget(QWidget):
         self.viewer = napari_viewer
         self.layer = None
         self.editor: LabelEditor | None = None
-        self.sync: bins.LabelRasterSync | None = None  # set while the chosen layer is a bin-labels layer
+        self.sync: bins.LabelsLayerSync | None = None  # set while the chosen layer is a bin-labels layer
         self.tool = "pan"
         self._save_worker = None
         self._bound_keys: list = []
@@ -419,7 +420,7 @@ class CurateWidget(QWidget):
 
         bindings = {str(n): hotkey(n) for n in range(1, 10)}
         bindings.update({key: (lambda _layer: self.assign_to_selection(None)) for key in CLEAR_KEYS})
-        if not self.is_bins:  # a bound bin layer already sends Ctrl+Z to the editor (bins.LabelRasterSync.bind)
+        if not self.is_bins:  # a bound bin layer already sends Ctrl+Z to the editor (bins.LabelsLayerSync.bind)
             bindings["Control-Z"] = lambda _layer: self.undo()
             bindings["Control-Shift-Z"] = lambda _layer: self.redo()
             bindings.update({key: tool_key(tool) for tool, key in TOOL_KEYS.items()})

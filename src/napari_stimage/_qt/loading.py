@@ -19,7 +19,7 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     from napari.utils.notifications import show_error, show_info, show_warning
     from napari.utils.progress import cancelable_progress
 
-    from ..io.stimage.counts import Cancelled
+    from ..core.progress import Cancelled
     from ..viewer.layers import add_slide_to_viewer, slide_layer_data
     from ..core.slide import load_slide
 

@@ -20,10 +20,10 @@ import pandas as pd
 
 from ..io.stimage.annotation import AnnotationTable, read_annotation
 from .errors import SlideError
-from ..io.stimage.counts import Expression
+from .expression import Expression
 from ..io.stimage.layout import SlidePaths, resolve_slide
+from .progress import ProgressCallback, progress_share
 
-ProgressCallback = Callable[[int, int], None]
 N_DEFAULT_GENES = 50
 BASE_FEATURES = ("spot_id", "label", "total_counts", "n_genes")
 
@@ -250,13 +250,6 @@ class Slide:
         return adata
 
 
-def _progress_share(progress: ProgressCallback | None, start: float, end: float) -> ProgressCallback | None:
-    """Report a step's progress as the [start, end] share of one overall 0..1000 bar."""
-    if progress is None:
-        return None
-    return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
-
-
 def load_slide(
     path: str | Path | SlidePaths,
     progress: ProgressCallback | None = None,
@@ -269,7 +262,7 @@ def load_slide(
     `progress` covers both steps; an image that cannot be decoded is then reported in
     `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
     when first asked for (and a bad one raises then). When `cancel()` turns True the long steps
-    stop and `expression.Cancelled` is raised; nothing half-built is left in the cache.
+    stop and `core.progress.Cancelled` is raised; nothing half-built is left in the cache.
     """
     paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
     if paths is None:
@@ -282,7 +275,7 @@ def load_slide(
     rows = np.full(len(spots), -1, dtype=np.int64)
     if paths.count is not None:
         expression = load_expression(
-            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel
+            paths.count, progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel
         )
         count_ids = pd.Index(expression.spot_ids)
         report.repeated_count_ids = _repeated(count_ids)
@@ -315,7 +308,7 @@ def load_slide(
     )
     if decode_image:
         try:
-            slide.load_image(_progress_share(progress, 0.8, 1.0), cancel)
+            slide.load_image(progress_share(progress, 0.8, 1.0), cancel)
         except SlideError as exc:
             # a damaged image should not hide the spots, expression and labels: open without it
             report.image_error = str(exc)

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.progress import ProgressCallback
+
 CACHE_ENV = "NAPARI_STIMAGE_CACHE"
 DATA_ENV = "NAPARI_STIMAGE_DATA"
 CONFIG_ENV = "NAPARI_STIMAGE_CONFIG"
@@ -47,9 +49,6 @@ FORMAT_VERSION = 1
 _HEAD_TAIL_BYTES = 1 << 20
 _MERGE_BUDGET_NNZ = 24 << 20  # non-zeros merged at once: ~200 MB of indices + data + positions
 _VERIFY_CRC_UP_TO = 1 << 30  # bytes; larger caches are checked by size and structure only
-
-ProgressCallback = Callable[[int, int], None]
-
 
 def _user_dir(env: str, kind: str) -> Path:
     configured = os.environ.get(env)
@@ -152,7 +151,7 @@ def load_cached_expression(source: str | Path):
     """The cached `Expression` of a count file, or raise `CacheInvalid`."""
     import scipy.sparse as sp
 
-    from .stimage.counts import Expression
+    from ..core.expression import Expression
 
     source = Path(source)
     folder = expression_cache_path(source)
@@ -209,7 +208,8 @@ def build_expression_cache(
     `SlideError` for a malformed file.
     """
     from ..core.errors import SlideError
-    from .stimage.counts import iter_count_blocks, make_unique
+    from ..core.expression import make_unique
+    from .stimage.counts import iter_count_blocks
 
     source = Path(source)
     final = expression_cache_path(source)
@@ -306,7 +306,7 @@ def build_expression_cache(
 
 def _merge_spill(work: Path, block_counts, spill_offsets, indptr: np.ndarray, cancel) -> None:
     """Gather the gene-sorted block spills into `indices.npy` / `data.npy`, gene range by range."""
-    from .stimage.counts import Cancelled
+    from ..core.progress import Cancelled
 
     n_genes = len(indptr) - 1
     nnz = int(indptr[-1])

@@ -105,7 +105,7 @@ def read_image(path: str | Path, progress=None, cancel=None) -> list:
     except SlideError:
         raise
     except Exception as exc:  # PIL/tifffile raise many types for damaged files
-        from .stimage.counts import Cancelled
+        from ..core.progress import Cancelled
 
         if isinstance(exc, Cancelled):
             raise
@@ -208,7 +208,7 @@ def _vips():
 
 
 def _pyramid_with_vips(source: Path, out: Path, progress, cancel) -> None:
-    from .stimage.counts import Cancelled
+    from ..core.progress import Cancelled
 
     pyvips = _vips()
     image = pyvips.Image.new_from_file(str(source), access="sequential")
@@ -256,7 +256,7 @@ def _pyramid_with_pil(source: Path, out: Path, progress, cancel) -> None:
     import tifffile
     from PIL import Image
 
-    from .stimage.counts import Cancelled
+    from ..core.progress import Cancelled
 
     Image.MAX_IMAGE_PIXELS = None
     with Image.open(source) as im:
