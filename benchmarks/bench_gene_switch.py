@@ -40,9 +40,10 @@ import scipy.sparse as sp
 
 
 def make_slide(n_spots: int, n_genes: int = 200, seed: int = 0):
-    from napari_stimage.io.stimage.counts import Expression
-    from napari_stimage.io.stimage.layout import SlidePaths
+    from napari_stimage.core.expression import Expression
     from napari_stimage.core.slide import JoinReport, Slide
+    from napari_stimage.io.stimage.layout import SlidePaths
+    from napari_stimage.io.stimage.source import STimageSource
 
     rng = np.random.default_rng(seed)
     side = int(np.ceil(np.sqrt(n_spots)))
@@ -60,7 +61,7 @@ def make_slide(n_spots: int, n_genes: int = 200, seed: int = 0):
     labels = np.array(["tumour", "stroma", "immune", np.nan], dtype=object)[rng.integers(0, 4, n_spots)]
     annotation = None
     slide = Slide(
-        paths=SlidePaths(name=f"bench_{n_spots}", coord=Path(f"bench_{n_spots}_coord.csv")),
+        source=STimageSource(SlidePaths(name=f"bench_{n_spots}", coord=Path(f"bench_{n_spots}_coord.csv"))),
         spots=spots, expression=expression, annotation=annotation, report=JoinReport(),
         expression_rows=np.arange(n_spots),
     )

@@ -100,7 +100,7 @@ def bench_counts(csv: Path, cache_root: Path) -> None:
     cache = cache_root / "counts"
     shutil.rmtree(cache, ignore_errors=True)
     load = f"""
-        from napari_stimage.core.slide import load_expression
+        from napari_stimage.io.stimage.reader import load_expression
         from pathlib import Path
         t = time.perf_counter(); e = load_expression(Path({str(csv)!r}))
         genes = e.top_variable_genes(50); tc = e.total_counts(); v = e.gene_values(genes[0])
@@ -152,7 +152,7 @@ def bench_stream(csv: Path, cache_root: Path) -> None:
     """, cache_root / "hd-cancel")
     row("cancel after 3 blocks", cancel, f"stopped={cancel['stopped']}, temp folders left={cancel['leftovers']}")
     reopen = measure(f"""
-        from napari_stimage.core.slide import load_expression
+        from napari_stimage.io.stimage.reader import load_expression
         from pathlib import Path
         t = time.perf_counter(); e = load_expression(Path({str(csv)!r})); g = e.top_variable_genes(50)
         done(seconds=time.perf_counter() - t)

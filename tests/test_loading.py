@@ -75,7 +75,7 @@ def test_cancel_from_the_progress_bar_stops_the_load(make_napari_viewer, qtbot, 
 
     import napari.utils.notifications as notifications
 
-    import napari_stimage.core.slide as slide_module
+    import napari_stimage.io.stimage.reader as slide_module
     from napari_stimage.core.progress import Cancelled
 
     started = threading.Event()

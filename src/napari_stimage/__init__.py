@@ -3,8 +3,9 @@
 from .core.errors import SlideError
 from .viewer.layers import add_gene_features
 from .viewer.metadata import slide_of
+from .core.slide import Slide
+from .io.registry import load_slide
 from .io.stimage.layout import SlidePaths, find_slides, resolve_slide
-from .core.slide import Slide, load_slide
 
 __version__ = "0.1.0"
 __all__ = [

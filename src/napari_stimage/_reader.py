@@ -1,10 +1,9 @@
-"""npe2 reader: any file of an STimage-1K4M slide opens the whole slide."""
+"""npe2 reader: any file of a slide a registered reader knows (`io.registry`) opens the whole slide."""
 
 from __future__ import annotations
 
+from .io.registry import load_slide, resolve
 from .viewer.layers import slide_layer_data
-from .io.stimage.layout import resolve_slide
-from .core.slide import load_slide
 
 
 def get_reader(path):
@@ -13,7 +12,7 @@ def get_reader(path):
         if len(path) != 1:
             return None
         path = path[0]
-    if resolve_slide(path) is None:
+    if resolve(path) is None:
         return None
     return read_slide
 

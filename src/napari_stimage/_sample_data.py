@@ -25,6 +25,6 @@ def sample_slide_paths():
 
 def make_sample_slide():
     from .viewer.layers import slide_layer_data
-    from .core.slide import load_slide
+    from .io.registry import load_slide
 
     return slide_layer_data(load_slide(sample_slide_paths()))

@@ -14,17 +14,13 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_open(args) -> int:
-    from .io.stimage.layout import resolve_slide
+    from .io import registry
 
     if not Path(args.path).is_file():
         print(f"napari-stimage: {args.path}: no such file", file=sys.stderr)
         return 2
-    if resolve_slide(args.path) is None:
-        print(
-            f"napari-stimage: {args.path}: not a file of an STimage-1K4M slide "
-            "(expected {slide}_coord.csv, _count.csv, _anno.csv or {slide}.png in the dataset layout)",
-            file=sys.stderr,
-        )
+    if registry.resolve(args.path) is None:
+        print(f"napari-stimage: {args.path}: {registry.not_a_slide('expected')}", file=sys.stderr)
         return 2
     return _open_in_napari(args.path)
 

@@ -1,6 +1,6 @@
 """Batch conversion of a whole dataset tree into the cache: `napari-stimage convert ROOT`.
 
-For every slide under ROOT (`layout.find_slides`) it builds what opening the slide would build
+For every slide under ROOT (`io.registry.find_slides`) it builds what opening the slide would build
 on first use: the expression cache of its count CSV (`cache.py`) and, for large PNG/JPEG
 images, the tiled pyramid (`images.py`). Slides whose caches are already valid are skipped,
 so an interrupted run resumes where it stopped (each cache is written atomically).
@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io.stimage.layout import SlidePaths, find_slides
+from .core.progress import CancelCallback, ProgressCallback
+from .io.registry import find_slides
+from .io.stimage.layout import SlidePaths
 
 
 @dataclass
@@ -58,8 +59,8 @@ def slide_is_converted(paths: SlidePaths) -> bool:
 
 def convert_slide(
     paths: SlidePaths,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
 ) -> SlideResult:
     """Build the slide's missing or stale caches. Errors are returned, not raised."""
     from .io.cache import build_expression_cache, is_cache_valid

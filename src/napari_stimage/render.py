@@ -266,7 +266,7 @@ def _gene_suggestions(slide, genes_text: str | None) -> str:
 def _cmd_render(args) -> int:
     from PIL import Image
 
-    from .core.slide import load_slide
+    from .io.registry import load_slide
 
     problem = _check_colormap(args.colormap)
     if problem:

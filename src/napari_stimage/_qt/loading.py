@@ -21,7 +21,7 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
 
     from ..core.progress import Cancelled
     from ..viewer.layers import add_slide_to_viewer, slide_layer_data
-    from ..core.slide import load_slide
+    from ..io.registry import load_slide
 
     def work():
         # load_slide reports progress through a callback on its own thread; this generator

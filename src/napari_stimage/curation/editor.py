@@ -159,7 +159,7 @@ class LabelEditor:
 
     @classmethod
     def from_slide(cls, slide, **kwargs) -> LabelEditor:
-        path = slide.paths.annotation or slide.paths.default_annotation_path
+        path = slide.source.save_target.path
         return cls(
             slide.spots["spot_id"].astype(str).tolist(),
             table=slide.annotation,

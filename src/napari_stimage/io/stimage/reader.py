@@ -1,0 +1,131 @@
+"""Read an STimage-1K4M slide: coord, count and annotation files joined on spot id.
+
+Registered in `io.registry` by `io/stimage/__init__.py`; use `napari_stimage.load_slide`, which
+picks the reader for a path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...core.errors import SlideError
+from ...core.expression import Expression
+from ...core.progress import CancelCallback, ProgressCallback, progress_share
+from ...core.slide import JoinReport, Slide
+from .annotation import read_annotation
+from .layout import SlidePaths
+from .source import STimageSource
+
+
+def _repeated(ids) -> list[str]:
+    s = pd.Series(ids)
+    return s[s.duplicated()].astype(str).unique().tolist()
+
+
+def read_coords(path: str | Path) -> pd.DataFrame:
+    """Spots of a coord file: columns spot_id, y, x, r in file order (ids may repeat)."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={0: str}, keep_default_na=False, na_values=[""])
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SlideError(path, f"cannot parse the coord file ({exc})") from exc
+    missing = [c for c in ("yaxis", "xaxis", "r") if c not in df.columns]
+    if missing:
+        raise SlideError(
+            path, f"the coord file lacks column(s) {', '.join(missing)} (expected header ',yaxis,xaxis,r')"
+        )
+    spots = pd.DataFrame(
+        {
+            "spot_id": df.iloc[:, 0].astype(str).to_numpy(dtype=object),
+            "y": pd.to_numeric(df["yaxis"], errors="coerce").to_numpy(np.float64),
+            "x": pd.to_numeric(df["xaxis"], errors="coerce").to_numpy(np.float64),
+            "r": pd.to_numeric(df["r"], errors="coerce").to_numpy(np.float64),
+        }
+    )
+    bad = spots[["y", "x", "r"]].isna().any(axis=1)
+    if bad.any():
+        first = spots.loc[bad, "spot_id"].iloc[0]
+        raise SlideError(path, f"{int(bad.sum())} spot(s) have missing or non-numeric yaxis/xaxis/r (first: {first})")
+    if spots.empty:
+        raise SlideError(path, "the coord file has no spots")
+    return spots
+
+
+def load_expression(
+    path: Path, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None
+) -> Expression:
+    """The expression of a count file (the single place slides get their counts from).
+
+    Goes through the on-disk cache (`io/cache.py`): parsed once, memory-mapped on later opens.
+    """
+    from ..cache import load_expression_cached
+
+    return load_expression_cached(path, progress=progress, cancel=cancel)
+
+
+def read_slide(
+    paths: SlidePaths,
+    progress: ProgressCallback | None = None,
+    decode_image: bool = False,
+    cancel: CancelCallback | None = None,
+) -> Slide:
+    """Load the slide of `paths`. Raises SlideError on bad input.
+
+    With `decode_image` the image is decoded too (its pyramid built on first use), and
+    `progress` covers both steps; an image that cannot be decoded is then reported in
+    `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
+    when first asked for (and a bad one raises then). When `cancel()` turns True the long steps
+    stop and `core.progress.Cancelled` is raised; nothing half-built is left in the cache.
+    """
+    spots = read_coords(paths.coord)
+    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]))
+    coord_ids = set(spots["spot_id"])
+
+    expression = None
+    rows = np.full(len(spots), -1, dtype=np.int64)
+    if paths.count is not None:
+        expression = load_expression(
+            paths.count, progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel
+        )
+        count_ids = pd.Index(expression.spot_ids)
+        report.repeated_count_ids = _repeated(count_ids)
+        first_row = pd.Series(np.arange(len(count_ids)), index=count_ids)
+        first_row = first_row[~first_row.index.duplicated()]
+        rows = first_row.reindex(spots["spot_id"]).fillna(-1).to_numpy(np.int64)
+        if (rows < 0).all():
+            raise SlideError(
+                paths.count,
+                f"none of its {len(count_ids)} spot ids match the {len(spots)} spots of {paths.coord.name}",
+            )
+        report.coord_not_in_count = spots.loc[rows < 0, "spot_id"].astype(str).unique().tolist()
+        report.count_not_in_coord = [s for s in first_row.index if s not in coord_ids]
+
+    annotation = None
+    if paths.annotation is not None:
+        annotation = read_annotation(paths.annotation)
+        report.repeated_annotation_ids = annotation.repeated_ids()
+        report.annotation_not_in_coord = list(
+            dict.fromkeys(s for s in annotation.spot_ids if s not in coord_ids)
+        )
+
+    slide = Slide(
+        source=STimageSource(paths),
+        spots=spots,
+        expression=expression,
+        annotation=annotation,
+        report=report,
+        expression_rows=rows,
+    )
+    if decode_image:
+        try:
+            slide.load_image(progress_share(progress, 0.8, 1.0), cancel)
+        except SlideError as exc:
+            # a damaged image should not hide the spots, expression and labels: open without it
+            report.image_error = str(exc)
+            slide.__dict__["image_levels"] = None
+    if progress is not None:
+        progress(1000, 1000)
+    return slide
