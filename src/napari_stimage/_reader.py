@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .io.registry import load_slide, resolve
 from .viewer.layers import slide_layer_data
+from .viewer.report import show_opening_report
 
 
 def get_reader(path):
@@ -21,7 +22,6 @@ def read_slide(path):
     if isinstance(path, list):
         path = path[0]
     from napari.utils import progress
-    from napari.utils.notifications import show_warning
 
     with progress(total=100, desc="Reading slide") as bar:
         state = {"pct": 0}
@@ -33,8 +33,7 @@ def read_slide(path):
                 state["pct"] = pct
 
         slide = load_slide(path, progress=on_progress, decode_image=True)
-    if slide.report:
-        show_warning(slide.report.summary(slide.name))
+    show_opening_report(slide)
     _point_to_widgets_once()
     layer_data = slide_layer_data(slide)
     if any(kind == "labels" for *_, kind in layer_data):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.labels import UNLABELLED, is_unlabelled, label_categories
+from .core.labels import UNLABELLED, is_unlabelled, label_categories, unlabelled_mask
 
 # ---------------------------------------------------------------------------------------------
 # Value transforms
@@ -467,7 +467,7 @@ def display_labels(values: Iterable) -> np.ndarray:
     import pandas as pd
 
     column = pd.Series(values if isinstance(values, (np.ndarray, pd.Series)) else list(values), dtype=object)
-    missing = column.isna().to_numpy() | (column == "").to_numpy()
+    missing = unlabelled_mask(column)
     out = column.astype(str).to_numpy(dtype=object)
     out[missing] = UNLABELLED
     return out

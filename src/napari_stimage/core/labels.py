@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
+
 UNLABELLED = "(unlabelled)"  # how a missing label is shown; never written to a file
 
 
@@ -22,6 +24,18 @@ def is_unlabelled(value) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def unlabelled_mask(values) -> np.ndarray:
+    """`is_unlabelled` of every entry of `values` at once, as a boolean array."""
+    import pandas as pd
+
+    column = values if isinstance(values, pd.Series) else pd.Series(_as_sequence(values), dtype=object)
+    return column.isna().to_numpy() | (column == "").to_numpy()
+
+
+def _as_sequence(values):
+    return values if isinstance(values, np.ndarray) else list(values)
 
 
 def _natural_key(label: str):

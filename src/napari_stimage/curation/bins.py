@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.labels import is_unlabelled, unlabelled_mask
+
 DENSE_GRID_MIN_SPOTS = 50_000  # below this, Points stay fast enough and keep per-spot hover
 _MAX_RESIDUAL = 0.25  # of the pitch: how far a spot may sit from its lattice node
 _MIN_ON_LATTICE = 0.98  # share of spots that must sit on the lattice
@@ -69,7 +71,7 @@ class BinGrid:
     def label_raster(self, labels) -> tuple[np.ndarray, list]:
         """A Labels-layer image of per-spot labels: 0 = unlabelled, k = categories[k - 1]."""
         labels = np.asarray(labels, dtype=object)
-        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or v == "" for v in labels])
+        missing = unlabelled_mask(labels)
         categories = sorted({str(v) for v in labels[~missing]})
         code_of = {c: i + 1 for i, c in enumerate(categories)}
         codes = np.zeros(self.n_spots, dtype=np.int32)
@@ -214,7 +216,7 @@ class LabelRasterSync:
         self.on_editor_change(None)
 
     def code_of(self, label) -> int:
-        if label is None or (isinstance(label, float) and np.isnan(label)) or label == "":
+        if is_unlabelled(label):
             return 0
         label = str(label)
         if label not in self.categories:

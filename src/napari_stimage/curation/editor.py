@@ -24,7 +24,6 @@ path); `find_recovery` / `apply_recovery` offer it when the slide is opened agai
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -42,6 +41,7 @@ from ..io.stimage.annotation import (
     reads_as_missing,
     write_annotation,
 )
+from ..core.keys import path_key
 from ..core.labels import is_unlabelled, label_categories
 
 DEFAULT_MAX_UNDO = 500
@@ -115,7 +115,7 @@ def recovery_path_for(annotation_path: str | Path) -> Path:
     from ..io.cache import data_dir
 
     annotation_path = Path(annotation_path).resolve()
-    key = hashlib.sha1(str(annotation_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    key = path_key(annotation_path)[:16]
     folder = data_dir() / "recovery"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{annotation_path.stem}-{key}.json"

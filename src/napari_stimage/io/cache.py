@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.keys import path_key
 from ..core.progress import ProgressCallback
 
 CACHE_ENV = "NAPARI_STIMAGE_CACHE"
@@ -91,13 +92,9 @@ def fingerprint(path: str | Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": digest.hexdigest()}
 
 
-def _source_key(path: Path) -> str:
-    return hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()
-
-
 def expression_cache_path(source: str | Path) -> Path:
     """The cache folder of a count file (it may not exist yet)."""
-    return cache_dir() / f"expression-v{FORMAT_VERSION}" / _source_key(Path(source))
+    return cache_dir() / f"expression-v{FORMAT_VERSION}" / path_key(source)
 
 
 def _crc32_file(path: Path) -> int:

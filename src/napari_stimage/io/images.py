@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import SlideError
+from ..core.keys import path_key
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -140,12 +141,9 @@ PYRAMID_FORMAT_VERSION = 1
 
 
 def pyramid_cache_path(source: str | Path) -> Path:
-    import hashlib
-
     from .cache import cache_dir
 
-    key = hashlib.sha1(str(Path(source).resolve()).encode("utf-8")).hexdigest()
-    return cache_dir() / f"images-v{PYRAMID_FORMAT_VERSION}" / f"{key}.tif"
+    return cache_dir() / f"images-v{PYRAMID_FORMAT_VERSION}" / f"{path_key(source)}.tif"
 
 
 def pyramid_is_valid(source: str | Path) -> bool:
