@@ -147,9 +147,9 @@ def bench_size(n_spots: int, repeats: int, window: tuple[int, int], colorbar: bo
         draws[name] += redraw.draws - before
         return applied - start
 
-    for k in range(repeats):
+    for _ in range(repeats):
         gene = next(fresh)
-        times["switch_no_redraw"].append(timed("switch", lambda: widget.apply_genes([gene])))
+        times["switch_no_redraw"].append(timed("switch", lambda gene=gene: widget.apply_genes([gene])))
         shown.append(gene)
         if len(shown) >= 2:
             timed("revisit", lambda: widget.apply_genes([shown[-2]]))

@@ -113,7 +113,7 @@ def bench_counts(csv: Path, cache_root: Path) -> None:
     again = measure(load, cache)
     row("re-open from cache", again, "(target < 0.3 s)")
     inmem = measure(f"""
-        from napari_stimage.io.stimage.counts import read_count_csv
+        from napari_stimage.io.count_csv import read_count_csv
         t = time.perf_counter(); e = read_count_csv({str(csv)!r})
         done(seconds=time.perf_counter() - t)
     """)
@@ -137,7 +137,7 @@ def bench_stream(csv: Path, cache_root: Path) -> None:
         f"{size_mb / result['seconds']:.0f} MB/s, {result['ticks']} progress calls  (targets >= 100 MB/s, < 2 GB)")
     cancel = measure(f"""
         from napari_stimage.io.cache import build_expression_cache, expression_cache_path
-        from napari_stimage.io.stimage.counts import Cancelled
+        from napari_stimage.core.progress import Cancelled
         calls = []
         def cancel():
             calls.append(1); return len(calls) > 3
@@ -166,7 +166,7 @@ def bench_gene_switch(n_bins: int, redraw: bool) -> None:
     print(f"\n# Gene switching on {n_bins:,} bins (square grid, cached CSC expression)")
     code = f"""
         import numpy as np, scipy.sparse as sp
-        from napari_stimage.io.stimage.counts import Expression
+        from napari_stimage.core.expression import Expression
         from napari_stimage.curation.bins import detect_grid
         n = {n_bins}; side = int(np.ceil(np.sqrt(n)))
         rng = np.random.default_rng(0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from napari_stimage.curation import bins as grid_model
-from napari_stimage.viewer import bins
 from napari_stimage.curation.bins import LabelRasterSync, detect_grid
+from napari_stimage.viewer import bins
 from napari_stimage.viewer.bins import LabelsLayerSync
 
 

@@ -440,8 +440,8 @@ def test_curating_in_gene_mode_switches_to_labels_and_updates_the_legend(viewer_
 
 
 def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, slide):
-    from napari_stimage.viewer.editors import editor_for_layer
     from napari_stimage.core.labels import label_categories
+    from napari_stimage.viewer.editors import editor_for_layer
 
     _, widget, layer = viewer_and_widget
     natural = label_categories(slide.labels)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from napari_stimage._qt.curate_widget import CurateWidget
+from napari_stimage.core.selection import points_in_polygon, points_near_path
 from napari_stimage.io.stimage.annotation import read_annotation
 from napari_stimage.viewer.editors import editor_for_layer
 from napari_stimage.viewer.layers import add_slide_to_viewer
-from napari_stimage.core.selection import points_in_polygon, points_near_path
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_brush_selection_adds_with_shift_and_hotkeys_assign(curate, qtbot, slide
 
     # hotkey 2 = the second label of the legend order
     categories = widget.editor.categories()
-    layer.bind_key  # the layer keymap holds our bindings: press through napari's key handling
+    # the layer keymap holds our bindings: press through napari's key handling
     handler = viewer.window._qt_viewer.canvas._key_map_handler
     viewer.layers.selection.active = layer
     handler.press_key("2")

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_stimage.io.stimage.annotation import read_annotation
 from napari_stimage.curation.editor import LabelEditor, recovery_path_for
+from napari_stimage.io.stimage.annotation import read_annotation
 from napari_stimage.viewer.editors import editor_for_layer
 
 SLIDE_IDS = [f"S_{c}-1" for c in "ABCDEFGH"]
@@ -97,7 +97,7 @@ def test_random_edits_undo_redo_save_reload(ops, max_undo):
         assert path.read_bytes() == expected_file(state)
         reloaded = LabelEditor(SLIDE_IDS, read_annotation(path))
         assert reloaded.labels.tolist() == [state[s] for s in SLIDE_IDS]
-        assert read_annotation(path).spot_ids[: len(BASE_LINES) - 1] == [l.split(",")[0] for l in BASE_LINES[1:]]
+        assert read_annotation(path).spot_ids[: len(BASE_LINES) - 1] == [line.split(",")[0] for line in BASE_LINES[1:]]
 
 
 def test_undo_keeps_at_least_100_steps(tmp_path):
@@ -231,8 +231,8 @@ def test_assign_accepts_masks_sets_and_rejects_bad_indices(tmp_path):
 
 
 def test_failed_save_keeps_file_edits_and_recovery(tmp_path, monkeypatch):
-    from napari_stimage.io.stimage import annotation as anno_mod
     from napari_stimage.core.errors import SlideError
+    from napari_stimage.io.stimage import annotation as anno_mod
 
     path = tmp_path / "S_anno.csv"
     path.write_bytes(BASE)

@@ -5,8 +5,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_stimage.io import images
 from napari_stimage.core.errors import SlideError
+from napari_stimage.io import images
 from napari_stimage.io.images import image_shape, normalise_rgb, read_image, sniff_image_format
 
 

@@ -15,7 +15,7 @@ def test_open_in_worker_adds_layers(make_napari_viewer, qtbot, slide_paths):
     with qtbot.waitSignal(worker.finished, timeout=30000):
         pass
     qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=5000)
-    assert [l.name for l in viewer.layers] == [slide_paths.name, f"{slide_paths.name} spots"]
+    assert [layer.name for layer in viewer.layers] == [slide_paths.name, f"{slide_paths.name} spots"]
     assert np.allclose(viewer.layers[1].size, 2 * viewer.layers[1].metadata["stimage_slide"].spots["r"])
 
 
@@ -103,8 +103,8 @@ def test_cancelled_cache_build_leaves_nothing_behind(slide_paths):
     import pytest
 
     from napari_stimage import load_slide
-    from napari_stimage.io.cache import cache_dir
     from napari_stimage.core.progress import Cancelled
+    from napari_stimage.io.cache import cache_dir
 
     with pytest.raises(Cancelled):
         load_slide(slide_paths.coord, cancel=lambda: True)

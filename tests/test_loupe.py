@@ -2,8 +2,8 @@
 
 import pytest
 
-from napari_stimage.curation.editor import LabelEditor
 from napari_stimage.core.errors import SlideError
+from napari_stimage.curation.editor import LabelEditor
 from napari_stimage.io.loupe import export_loupe, import_loupe, read_loupe
 
 SLIDE = "GSE175540_GSM5924030"

@@ -24,7 +24,7 @@ def sample_slide_paths():
 
 
 def make_sample_slide():
-    from .viewer.layers import slide_layer_data
     from .io.registry import load_slide
+    from .viewer.layers import slide_layer_data
 
     return slide_layer_data(load_slide(sample_slide_paths()))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.slide import Slide
 from .curation.editor import LabelEditor, normalise_label
 from .viewer.metadata import EDITOR_KEY, SLIDE_KEY
-from .core.slide import Slide
 
 
 def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:

@@ -11,6 +11,7 @@ same slide, gene and settings give the same colours on screen and in a rendered 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -297,10 +298,8 @@ def remember_recent_gene(entry: str, path: str | Path | None = None) -> list[str
     recent = [entry] + [g for g in load_recent_genes(path) if g != entry]
     path = Path(path) if path is not None else _config_file(RECENT_GENES_FILE)
     recent = recent[:N_RECENT_GENES]
-    try:
+    with contextlib.suppress(OSError):  # a read-only config folder must not stop colouring
         _write_json(path, recent)
-    except OSError:
-        pass  # a read-only config folder must not stop colouring
     return recent
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,9 +53,7 @@ def slide_is_converted(paths: SlidePaths) -> bool:
 
     if paths.count is not None and not is_cache_valid(paths.count):
         return False
-    if _image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image):
-        return False
-    return True
+    return not (_image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image))
 
 
 def convert_slide(

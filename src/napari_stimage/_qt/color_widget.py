@@ -455,7 +455,7 @@ class ColorWidget(QWidget):
         slide = slide_of(self.layer)
         values = coloring.values(slide)
         n_points = len(self.layer.data)
-        ids = self.layer.features["spot_id"] if "spot_id" in self.layer.features else None
+        ids = self.layer.features.get("spot_id")
         if n_points == slide.n_spots and (ids is None or np.array_equal(ids.to_numpy(), slide.spots["spot_id"].to_numpy())):
             return values
         import pandas as pd
@@ -745,7 +745,7 @@ class ColorWidget(QWidget):
         self.legend_layout.addStretch(1)
 
     def _pick_color(self, label: str):
-        current = dict((e.label, e.color) for e in self.legend_entries()).get(label, "#ffffff")
+        current = {e.label: e.color for e in self.legend_entries()}.get(label, "#ffffff")
         chosen = QColorDialog.getColor(QColor(current), self, f"Colour of {label}")
         if chosen.isValid():
             self.set_label_color(label, chosen.name())

@@ -23,6 +23,7 @@ from the moment they are inserted.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from pathlib import Path
 
@@ -48,12 +49,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..viewer import bins
-from ..io.stimage.annotation import AnnotationChangedOnDisk
+from ..core.selection import SpotIndex, points_in_polygon, points_in_rectangle
 from ..curation.editor import LabelEditor, near_duplicate, normalise_label
+from ..io.stimage.annotation import AnnotationChangedOnDisk
+from ..viewer import bins
 from ..viewer.editors import editor_for_layer
 from ..viewer.metadata import slide_of
-from ..core.selection import SpotIndex, points_in_polygon, points_in_rectangle
 
 TOOLS = ("pan", "click", "rectangle", "lasso", "brush")
 TOOL_TITLES = {"pan": "Pan/zoom", "click": "Click", "rectangle": "Rectangle", "lasso": "Lasso", "brush": "Brush"}
@@ -431,10 +432,8 @@ class CurateWidget(QWidget):
 
     def _unbind_keys(self) -> None:
         for key in self._bound_keys:
-            try:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
                 self.layer.bind_key(key, None)
-            except (KeyError, ValueError, TypeError):
-                pass
         self._bound_keys = []
 
     # -- selection -------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     from napari.utils.progress import cancelable_progress
 
     from ..core.progress import Cancelled
+    from ..io.registry import load_slide
     from ..viewer.layers import add_slide_to_viewer, slide_layer_data
     from ..viewer.report import show_opening_report
-    from ..io.registry import load_slide
 
     def work():
         # load_slide reports progress through a callback on its own thread; this generator

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.keys import path_key
+from ..core.labels import is_unlabelled, label_categories
 from ..io.stimage.annotation import (
     AnnotationTable,
     Fingerprint,
@@ -41,8 +43,6 @@ from ..io.stimage.annotation import (
     reads_as_missing,
     write_annotation,
 )
-from ..core.keys import path_key
-from ..core.labels import is_unlabelled, label_categories
 
 DEFAULT_MAX_UNDO = 500
 RECOVERY_VERSION = 1

@@ -206,7 +206,7 @@ def build_expression_cache(
     """
     from ..core.errors import SlideError
     from ..core.expression import make_unique
-    from .stimage.counts import iter_count_blocks
+    from .count_csv import iter_count_blocks
 
     source = Path(source)
     final = expression_cache_path(source)

@@ -60,10 +60,7 @@ def _tiff_levels(path: Path) -> list:
     try:
         store = tif.series[0].aszarr()
         group = zarr.open(store, mode="r")
-        if isinstance(group, zarr.Array):
-            levels = [group]
-        else:
-            levels = [group[k] for k in sorted(group.array_keys(), key=int)]
+        levels = [group] if isinstance(group, zarr.Array) else [group[k] for k in sorted(group.array_keys(), key=int)]
     except Exception:
         # Some HEST pyramids break tifffile's series parsing ("incompatible keyframe"):
         # read the pages one by one instead.
@@ -263,8 +260,8 @@ def _pyramid_with_pil(source: Path, out: Path, progress, cancel) -> None:
     while max(levels[-1].shape[:2]) > PYRAMID_TILE:
         levels.append(_downsample2(levels[-1]))
     with tifffile.TiffWriter(out, bigtiff=True) as tif:
-        options = dict(tile=(PYRAMID_TILE, PYRAMID_TILE), compression="jpeg",
-                       photometric="rgb" if array.ndim == 3 else "minisblack")
+        options = {"tile": (PYRAMID_TILE, PYRAMID_TILE), "compression": "jpeg",
+                   "photometric": "rgb" if array.ndim == 3 else "minisblack"}
         tif.write(levels[0], subifds=len(levels) - 1, **options)
         for i, level in enumerate(levels[1:], start=1):
             if cancel is not None and cancel():

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .stimage.annotation import _atomic_write_bytes, parse_label
 from ..core.errors import SlideError
+from .stimage.annotation import _atomic_write_bytes, parse_label
 
 BARCODE_HEADER = "Barcode"
 

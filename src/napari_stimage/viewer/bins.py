@@ -11,7 +11,6 @@ palette's colours. The one way layers get bound is `watch_viewer(viewer)`.
 from __future__ import annotations
 
 # napari is imported inside the functions that use it, so `import napari_stimage` stays light
-
 import numpy as np
 
 from ..coloring import LabelPalette

@@ -16,15 +16,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from ...core.errors import SlideError
-from ...core.expression import Expression, make_unique
-from ...core.progress import Cancelled, ProgressCallback
+from ..core.errors import SlideError
+from ..core.expression import Expression, make_unique
+from ..core.progress import Cancelled, ProgressCallback
 
 
 def read_count_header(path: str | Path) -> tuple[str, list[str]]:
