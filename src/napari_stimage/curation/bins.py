@@ -9,15 +9,10 @@ H&E with the lattice's pitch (scale), origin (translate) and, if the grid is til
     >>> grid.layer_kwargs()                           # {'scale': ..., 'translate': ...} or affine
     >>> grid.spots_with_value(painted_labels, 3)      # spot indices a Labels layer painted with 3
 
-Label editing on bins: the "{slide} bin labels" Labels layer is linked to the slide's
-`editing.LabelEditor` by `bind_bin_labels(layer)` (a `LabelRasterSync`): every paint stroke,
-fill or polygon becomes one `editor.assign` per label, Ctrl+Z / Ctrl+Shift+Z on the layer go
-to the editor, and the editor's changes (undo, recovery, Loupe import) are drawn back into the
-raster in the label palette's colours. The one way layers get bound is `watch_viewer(viewer)`:
-it binds the bin-labels layers already in the viewer and each one inserted later, whichever
-way it came (napari's reader, `add_slide_to_viewer`). `add_slide_to_viewer` and the Curate
-widget install it, and `editing.editor_for_layer` binds on first use. Bins painted before
-their layer was bound are adopted as an undoable edit, never dropped.
+Label editing on bins: `LabelRasterSync` keeps a raster of label codes and the slide's
+`curation.editor.LabelEditor` in step: painted pixels become one `editor.assign` per label, and
+the editor's changes (undo, recovery, Loupe import) are written back into the raster. Putting it
+on a napari Labels layer (colours, key bindings, `watch_viewer`) is `viewer/bins.py`.
 """
 
 from __future__ import annotations
