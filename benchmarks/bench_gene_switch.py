@@ -40,9 +40,10 @@ import scipy.sparse as sp
 
 
 def make_slide(n_spots: int, n_genes: int = 200, seed: int = 0):
-    from napari_stimage.expression import Expression
-    from napari_stimage.layout import SlidePaths
-    from napari_stimage.slide import JoinReport, Slide
+    from napari_stimage.core.expression import Expression
+    from napari_stimage.core.slide import JoinReport, Slide
+    from napari_stimage.io.stimage.layout import SlidePaths
+    from napari_stimage.io.stimage.source import STimageSource
 
     rng = np.random.default_rng(seed)
     side = int(np.ceil(np.sqrt(n_spots)))
@@ -60,7 +61,7 @@ def make_slide(n_spots: int, n_genes: int = 200, seed: int = 0):
     labels = np.array(["tumour", "stroma", "immune", np.nan], dtype=object)[rng.integers(0, 4, n_spots)]
     annotation = None
     slide = Slide(
-        paths=SlidePaths(name=f"bench_{n_spots}", coord=Path(f"bench_{n_spots}_coord.csv")),
+        source=STimageSource(SlidePaths(name=f"bench_{n_spots}", coord=Path(f"bench_{n_spots}_coord.csv"))),
         spots=spots, expression=expression, annotation=annotation, report=JoinReport(),
         expression_rows=np.arange(n_spots),
     )
@@ -112,8 +113,8 @@ def bench_size(n_spots: int, repeats: int, window: tuple[int, int], colorbar: bo
     from qtpy.QtWidgets import QApplication
 
     from napari_stimage import coloring as col
-    from napari_stimage._widget_color import ColorWidget
-    from napari_stimage.layers import spots_layer_data
+    from napari_stimage._qt.color_widget import ColorWidget
+    from napari_stimage.viewer.layers import spots_layer_data
 
     slide = make_slide(n_spots)
     viewer = napari.Viewer(show=True)
@@ -146,9 +147,9 @@ def bench_size(n_spots: int, repeats: int, window: tuple[int, int], colorbar: bo
         draws[name] += redraw.draws - before
         return applied - start
 
-    for k in range(repeats):
+    for _ in range(repeats):
         gene = next(fresh)
-        times["switch_no_redraw"].append(timed("switch", lambda: widget.apply_genes([gene])))
+        times["switch_no_redraw"].append(timed("switch", lambda gene=gene: widget.apply_genes([gene])))
         shown.append(gene)
         if len(shown) >= 2:
             timed("revisit", lambda: widget.apply_genes([shown[-2]]))

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from scipy.stats import pearsonr
 
     from napari_stimage import coloring as col
-    from napari_stimage.predictions import Predictions, compare
+    from napari_stimage.io.predictions import Predictions, compare
 
     t0 = time.perf_counter()
     slide = make_slide(args.spots, args.genes)

@@ -100,7 +100,7 @@ def bench_counts(csv: Path, cache_root: Path) -> None:
     cache = cache_root / "counts"
     shutil.rmtree(cache, ignore_errors=True)
     load = f"""
-        from napari_stimage.slide import load_expression
+        from napari_stimage.io.stimage.reader import load_expression
         from pathlib import Path
         t = time.perf_counter(); e = load_expression(Path({str(csv)!r}))
         genes = e.top_variable_genes(50); tc = e.total_counts(); v = e.gene_values(genes[0])
@@ -113,7 +113,7 @@ def bench_counts(csv: Path, cache_root: Path) -> None:
     again = measure(load, cache)
     row("re-open from cache", again, "(target < 0.3 s)")
     inmem = measure(f"""
-        from napari_stimage.expression import read_count_csv
+        from napari_stimage.io.count_csv import read_count_csv
         t = time.perf_counter(); e = read_count_csv({str(csv)!r})
         done(seconds=time.perf_counter() - t)
     """)
@@ -127,7 +127,7 @@ def bench_stream(csv: Path, cache_root: Path) -> None:
     cache = cache_root / "hd"
     shutil.rmtree(cache, ignore_errors=True)
     result = measure(f"""
-        from napari_stimage.cache import build_expression_cache
+        from napari_stimage.io.cache import build_expression_cache
         ticks = []
         t = time.perf_counter()
         build_expression_cache({str(csv)!r}, progress=lambda d, n: ticks.append(d))
@@ -136,8 +136,8 @@ def bench_stream(csv: Path, cache_root: Path) -> None:
     row("build_expression_cache (one core)", result,
         f"{size_mb / result['seconds']:.0f} MB/s, {result['ticks']} progress calls  (targets >= 100 MB/s, < 2 GB)")
     cancel = measure(f"""
-        from napari_stimage.cache import build_expression_cache, expression_cache_path
-        from napari_stimage.expression import Cancelled
+        from napari_stimage.io.cache import build_expression_cache, expression_cache_path
+        from napari_stimage.core.progress import Cancelled
         calls = []
         def cancel():
             calls.append(1); return len(calls) > 3
@@ -152,7 +152,7 @@ def bench_stream(csv: Path, cache_root: Path) -> None:
     """, cache_root / "hd-cancel")
     row("cancel after 3 blocks", cancel, f"stopped={cancel['stopped']}, temp folders left={cancel['leftovers']}")
     reopen = measure(f"""
-        from napari_stimage.slide import load_expression
+        from napari_stimage.io.stimage.reader import load_expression
         from pathlib import Path
         t = time.perf_counter(); e = load_expression(Path({str(csv)!r})); g = e.top_variable_genes(50)
         done(seconds=time.perf_counter() - t)
@@ -166,8 +166,8 @@ def bench_gene_switch(n_bins: int, redraw: bool) -> None:
     print(f"\n# Gene switching on {n_bins:,} bins (square grid, cached CSC expression)")
     code = f"""
         import numpy as np, scipy.sparse as sp
-        from napari_stimage.expression import Expression
-        from napari_stimage.bins import detect_grid
+        from napari_stimage.core.expression import Expression
+        from napari_stimage.curation.bins import detect_grid
         n = {n_bins}; side = int(np.ceil(np.sqrt(n)))
         rng = np.random.default_rng(0)
         ij = np.stack(np.unravel_index(rng.permutation(side * side)[:n], (side, side)), 1).astype(float)
@@ -212,7 +212,7 @@ def bench_images(paths: dict[str, Path], cache_root: Path) -> None:
     """)
     row("baseline PIL.Image.open(png).convert('RGB')", base)
     view = """
-        from napari_stimage.images import read_image
+        from napari_stimage.io.images import read_image
         t = time.perf_counter()
         levels = read_image(PATH, progress=lambda d, n: None)
         # First view: the coarsest level whole plus one 1024^2 screen of a middle level.

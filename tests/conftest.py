@@ -39,7 +39,7 @@ def real_data():
 @pytest.fixture
 def hd_paths(tmp_path, monkeypatch):
     """A VisiumHD-like slide on disk: ~3,700 bins on a square lattice, dense for the test."""
-    from napari_stimage import bins
+    from napari_stimage.curation import bins
     from napari_stimage.synthetic import write_synthetic_slide
 
     monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_stimage import storage as storage_mod
-from napari_stimage.annotation import (
+from napari_stimage.core import storage as storage_mod
+from napari_stimage.core.errors import SlideError
+from napari_stimage.io.stimage.annotation import (
     AnnotationChangedOnDisk,
     AnnotationTable,
     backup_path,
@@ -18,7 +19,6 @@ from napari_stimage.annotation import (
     read_annotation,
     write_annotation,
 )
-from napari_stimage.errors import SlideError
 
 # Every header variant and quirk of formats.md, plus file-level styles real tools write.
 VARIANTS = {
@@ -48,7 +48,7 @@ def test_unedited_round_trip_is_byte_identical(name, tmp_path):
     # setting spots to the label they have changes no byte (repeated ids excluded: their later
     # rows may hold another label, which a relabel of the spot overwrites on purpose)
     repeated = set(table.repeated_ids())
-    same = table.with_labels({s: l for s, l in table.first_labels().items() if s not in repeated})
+    same = table.with_labels({s: label for s, label in table.first_labels().items() if s not in repeated})
     assert same.to_bytes() == VARIANTS[name]
 
 
@@ -59,9 +59,9 @@ def test_edits_change_only_the_edited_rows(name):
     new_label = 'New, "odd" *é'
     edited = parse_annotation(table.with_labels({"S_A-1": new_label, "S_NEW-1": "WM"}).to_bytes())
     assert edited.header == table.header
-    before = [(s, l) for s, l in zip(table.spot_ids, table.labels)]
-    after = [(s, l) for s, l in zip(edited.spot_ids, edited.labels)]
-    expected = [(s, new_label if s == "S_A-1" else l) for s, l in before] + [("S_NEW-1", "WM")]
+    before = [(s, label) for s, label in zip(table.spot_ids, table.labels)]
+    after = [(s, label) for s, label in zip(edited.spot_ids, edited.labels)]
+    expected = [(s, new_label if s == "S_A-1" else label) for s, label in before] + [("S_NEW-1", "WM")]
     assert after == expected
     # untouched rows are byte-identical: compare the raw text of non-A rows
     raw_before = [r.raw for r in table.rows if r.spot_id != "S_A-1"]
@@ -158,7 +158,7 @@ def test_a_save_killed_midway_leaves_the_original_intact(tmp_path, monkeypatch):
 def test_real_annotation_shapes_round_trip(tmp_path):
     # The DLPFC layout as R writes it (V1 index column, quoted strings) and the pandas one.
     rows = [("AAACAAGTATCTCCCA-1", "L3"), ("AAACACCAATAACTGC-1", "WM"), ("AAACAGAGCGACTCCT-1", "NA")]
-    r_style = '"V1","V2"\n' + "".join(f'"151673_{b}",{"NA" if l == "NA" else chr(34) + l + chr(34)}\n' for b, l in rows)
+    r_style = '"V1","V2"\n' + "".join(f'"151673_{b}",{"NA" if label == "NA" else chr(34) + label + chr(34)}\n' for b, label in rows)
     path = tmp_path / "151673_anno.csv"
     path.write_text(r_style)
     table = read_annotation(path)
@@ -198,8 +198,8 @@ def test_any_csv_writer_output_round_trips(header, rows, quoting, terminator, bo
         spot = rows[0][0]
         edited = parse_annotation(table.with_labels({spot: 'x, "y"\n'}).to_bytes())
         assert edited.first_labels()[spot] == 'x, "y"\n'
-        assert [l for s, l in zip(edited.spot_ids, edited.labels) if s != spot] == [
-            l for s, l in zip(table.spot_ids, table.labels) if s != spot
+        assert [label for s, label in zip(edited.spot_ids, edited.labels) if s != spot] == [
+            label for s, label in zip(table.spot_ids, table.labels) if s != spot
         ]
 
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from napari_stimage import bins
-from napari_stimage.bins import LabelRasterSync, detect_grid
+from napari_stimage.curation import bins as grid_model
+from napari_stimage.curation.bins import LabelRasterSync, detect_grid
+from napari_stimage.viewer import bins
+from napari_stimage.viewer.bins import LabelsLayerSync
 
 
 def lattice(n_rows=40, n_cols=55, pitch=29.3, angle=0.0, origin=(812.5, 433.0), keep=0.9, noise=0.3, seed=0):
@@ -89,7 +91,7 @@ def test_painting_bins_assigns_labels(use_real_editor):
     pos, _ = lattice(n_rows=10, n_cols=12, noise=0)
     grid = detect_grid(pos)
     if use_real_editor:
-        from napari_stimage.editing import LabelEditor
+        from napari_stimage.curation.editor import LabelEditor
 
         editor = LabelEditor([f"s{i}" for i in range(len(pos))], autosave=False)
     else:
@@ -111,7 +113,8 @@ def test_painting_bins_assigns_labels(use_real_editor):
 
 def test_dense_slide_gets_raster_layers(tmp_path, monkeypatch):
     from napari_stimage import load_slide
-    from napari_stimage.layers import SLIDE_KEY, slide_layer_data
+    from napari_stimage.viewer.layers import slide_layer_data
+    from napari_stimage.viewer.metadata import SLIDE_KEY
 
     pos, _ = lattice(n_rows=20, n_cols=25, noise=0, keep=1.0)
     root = tmp_path / "STimage-1K4M" / "VisiumHD"
@@ -130,7 +133,7 @@ def test_dense_slide_gets_raster_layers(tmp_path, monkeypatch):
             fh.write(sid + "," + ",".join(f"{v}.0" for v in rng.integers(0, 3, 3)) + "\n")
     slide = load_slide(root / "coord" / f"{name}_coord.csv")
     assert [kind for *_, kind in slide_layer_data(slide)] == ["points"]  # below the threshold
-    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 100)
+    monkeypatch.setattr(grid_model, "DENSE_GRID_MIN_SPOTS", 100)
     slide.__dict__.pop("_stimage_bin_grid", None)
     layers = slide_layer_data(slide)
     assert [kind for *_, kind in layers] == ["image", "labels"]
@@ -145,9 +148,9 @@ def test_napari_labels_layer_painting_reaches_the_editor(tmp_path, monkeypatch):
     from napari.layers import Labels
 
     from napari_stimage import load_slide
-    from napari_stimage.bins import bind_bin_labels
-    from napari_stimage.editing import editor_for_layer
-    from napari_stimage.layers import slide_layer_data
+    from napari_stimage.viewer.bins import bind_bin_labels
+    from napari_stimage.viewer.editors import editor_for_layer
+    from napari_stimage.viewer.layers import slide_layer_data
 
     pos, _ = lattice(n_rows=12, n_cols=15, noise=0, keep=1.0)
     root = tmp_path / "STimage-1K4M" / "VisiumHD"
@@ -157,7 +160,7 @@ def test_napari_labels_layer_painting_reaches_the_editor(tmp_path, monkeypatch):
         fh.write(",yaxis,xaxis,r\n")
         for k, (y, x) in enumerate(pos):
             fh.write(f"b{k},{y},{x},14.65\n")
-    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 100)
+    monkeypatch.setattr(grid_model, "DENSE_GRID_MIN_SPOTS", 100)
     slide = load_slide(root / "coord" / f"{name}_coord.csv")
     data, meta, kind = slide_layer_data(slide)[-1]
     assert kind == "labels"
@@ -182,7 +185,7 @@ def test_napari_labels_layer_painting_reaches_the_editor(tmp_path, monkeypatch):
 
 def _saved_changes(paths, slide):
     """Spot id -> label for every spot whose saved label differs from the original file's."""
-    from napari_stimage.annotation import read_annotation
+    from napari_stimage.io.stimage.annotation import read_annotation
 
     before = {s: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v)
               for s, v in zip(slide.spots["spot_id"], slide.labels)}
@@ -192,8 +195,8 @@ def _saved_changes(paths, slide):
 
 def test_bin_labels_added_to_a_viewer_are_bound_painted_undone_and_saved(make_napari_viewer, hd_paths):
     from napari_stimage import load_slide
-    from napari_stimage.editing import editor_for_layer
-    from napari_stimage.layers import add_slide_to_viewer
+    from napari_stimage.viewer.editors import editor_for_layer
+    from napari_stimage.viewer.layers import add_slide_to_viewer
 
     slide = load_slide(hd_paths.coord)
     viewer = make_napari_viewer()
@@ -234,7 +237,7 @@ def test_bin_labels_added_to_a_viewer_are_bound_painted_undone_and_saved(make_na
     from napari.utils.colormaps.standardize_color import transform_color
 
     from napari_stimage.coloring import LabelPalette
-    from napari_stimage.labels import label_categories
+    from napari_stimage.core.labels import label_categories
 
     palette = LabelPalette().colors(label_categories([*editor.categories(), *sync.categories]))
     for k, label in enumerate(sync.categories, start=1):
@@ -250,12 +253,12 @@ def test_bin_labels_added_to_a_viewer_are_bound_painted_undone_and_saved(make_na
 def test_brush_over_empty_pixels_leaves_them_empty():
     from napari.layers import Labels
 
-    from napari_stimage.editing import LabelEditor
+    from napari_stimage.curation.editor import LabelEditor
 
     pos, _ = lattice(n_rows=12, n_cols=15, noise=0, keep=0.7, seed=3)
     grid = detect_grid(pos)
     editor = LabelEditor([f"s{i}" for i in range(len(pos))], autosave=False)
-    sync = LabelRasterSync(grid, editor)
+    sync = LabelsLayerSync(grid, editor)
     layer = Labels(sync.raster, **grid.layer_kwargs())
     sync.bind(layer)
     layer.brush_size = 7
@@ -273,12 +276,12 @@ def test_brush_over_empty_pixels_leaves_them_empty():
 def test_a_refused_label_leaves_the_raster_as_the_editor_holds_it():
     from napari.layers import Labels
 
-    from napari_stimage.editing import LabelEditor
+    from napari_stimage.curation.editor import LabelEditor
 
     pos, _ = lattice(n_rows=8, n_cols=9, noise=0, keep=1.0)
     grid = detect_grid(pos)
     editor = LabelEditor([f"s{i}" for i in range(len(pos))], autosave=False)
-    sync = LabelRasterSync(grid, editor, ["NA"])  # "NA" would read back as unlabelled: refused
+    sync = LabelsLayerSync(grid, editor, ["NA"])  # "NA" would read back as unlabelled: refused
     layer = Labels(sync.raster, **grid.layer_kwargs())
     sync.bind(layer)
     with pytest.raises(ValueError), layer.block_history():  # a stroke: pixels written, then `paint`
@@ -299,7 +302,7 @@ def test_reader_makes_bins_editable_from_the_first_stroke(make_napari_viewer, hd
 
 def test_bins_painted_before_binding_are_adopted_not_lost(make_napari_viewer, hd_paths):
     from napari_stimage import load_slide
-    from napari_stimage.layers import slide_layer_data
+    from napari_stimage.viewer.layers import slide_layer_data
 
     viewer = make_napari_viewer()
     for data, meta, kind in slide_layer_data(load_slide(hd_paths.coord)):  # added by hand, unwatched
@@ -329,8 +332,8 @@ def test_editor_for_layer_binds_a_bin_labels_layer_on_first_use(hd_paths):
     from napari.layers import Labels
 
     from napari_stimage import load_slide
-    from napari_stimage.editing import editor_for_layer
-    from napari_stimage.layers import slide_layer_data
+    from napari_stimage.viewer.editors import editor_for_layer
+    from napari_stimage.viewer.layers import slide_layer_data
 
     slide = load_slide(hd_paths.coord)
     data, meta, kind = slide_layer_data(slide)[-1]

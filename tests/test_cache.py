@@ -6,16 +6,17 @@ import os
 import numpy as np
 import pytest
 
-from napari_stimage import cache
-from napari_stimage.cache import (
+from napari_stimage.core.errors import SlideError
+from napari_stimage.core.progress import Cancelled
+from napari_stimage.io import cache
+from napari_stimage.io.cache import (
     build_expression_cache,
     expression_cache_path,
     is_cache_valid,
     load_cached_expression,
     load_expression_cached,
 )
-from napari_stimage.errors import SlideError
-from napari_stimage.expression import Cancelled, read_count_csv
+from napari_stimage.io.count_csv import read_count_csv
 
 
 def make_counts(tmp_path, n_spots=60, n_genes=25, seed=0):

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from test_cache import make_counts
 
-from napari_stimage import cache, images
-from napari_stimage.cache import (
+from napari_stimage.core.storage import TEMP_MARK, file_fingerprint
+from napari_stimage.io import cache, images
+from napari_stimage.io.cache import (
     CacheInvalid,
     build_expression_cache,
     expression_cache_path,
@@ -22,7 +22,7 @@ from napari_stimage.cache import (
     load_cached_expression,
     load_expression_cached,
 )
-from napari_stimage.storage import TEMP_MARK, file_fingerprint
+from test_cache import make_counts
 
 CACHE_FILES = ["meta.json", *cache._ARRAY_FILES]
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -160,7 +160,7 @@ def test_wrong_dtype_or_length_with_valid_checksum_is_refused(built, monkeypatch
 
 @pytest.mark.parametrize("where", ["first byte", "middle block", "between blocks", "last bytes"])
 def test_fingerprint_sees_an_in_place_change_anywhere_in_a_large_file(tmp_path, where):
-    from napari_stimage import storage
+    from napari_stimage.core import storage
 
     last = (8 << 20) - storage.SAMPLE_BLOCK_BYTES
     starts = [last * i // (storage.SAMPLE_BLOCKS - 1) for i in range(storage.SAMPLE_BLOCKS)]
@@ -257,7 +257,7 @@ def test_concurrent_builders_never_pull_a_finished_cache_from_under_readers(tmp_
 
 def test_convert_goes_on_past_a_slide_with_a_non_object_meta(tmp_path):
     from napari_stimage.convert import convert_tree
-    from napari_stimage.layout import find_slides
+    from napari_stimage.io.stimage.layout import find_slides
     from napari_stimage.synthetic import write_synthetic_slide
 
     root = tmp_path / "root"

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from napari_stimage.catalogue import load_catalogue, tissue_parts
 from napari_stimage.cli import main as cli_main
-from napari_stimage.errors import SlideError
+from napari_stimage.core.errors import SlideError
+from napari_stimage.io.catalogue import load_catalogue, tissue_parts
 
 META = "meta_all_gene02122025.csv"
 

@@ -3,9 +3,9 @@ import pytest
 from qtpy.QtCore import Qt
 
 from napari_stimage import coloring as col
-from napari_stimage._widget_color import VALUE_COLUMN, ColorWidget
-from napari_stimage.labels import UNLABELLED
-from napari_stimage.layers import add_slide_to_viewer
+from napari_stimage._qt.color_widget import VALUE_COLUMN, ColorWidget
+from napari_stimage.core.labels import UNLABELLED
+from napari_stimage.viewer.layers import add_slide_to_viewer
 
 
 @pytest.fixture
@@ -226,7 +226,7 @@ def test_widget_is_contributed_through_the_manifest(make_napari_viewer, slide):
 def test_swatch_click_opens_colour_picker_and_recolours(viewer_and_widget, monkeypatch, slide):
     from qtpy.QtGui import QColor
 
-    import napari_stimage._widget_color as module
+    import napari_stimage._qt.color_widget as module
 
     _, widget, layer = viewer_and_widget
     widget.tabs.setCurrentIndex(1)
@@ -306,7 +306,7 @@ def test_gene_switch_sends_the_points_to_the_canvas_once_with_the_new_colours(vi
 def test_set_face_colors_without_napari_internals_falls_back_to_the_public_setter():
     from types import SimpleNamespace
 
-    from napari_stimage._widget_color import set_face_colors
+    from napari_stimage._qt.color_widget import set_face_colors
 
     layer = SimpleNamespace(face_color=None)
     rgba = np.zeros((3, 4), dtype=np.float32)
@@ -432,7 +432,7 @@ def test_curating_in_gene_mode_switches_to_labels_and_updates_the_legend(viewer_
 
     # a features event that does not change labels (e.g. a gene column added) keeps gene mode
     widget.apply_genes(["ERBB2"])
-    from napari_stimage.layers import add_gene_features
+    from napari_stimage.viewer.layers import add_gene_features
 
     add_gene_features(layer, "MALAT1-1")
     assert widget.state().mode == "gene"
@@ -440,8 +440,8 @@ def test_curating_in_gene_mode_switches_to_labels_and_updates_the_legend(viewer_
 
 
 def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, slide):
-    from napari_stimage.editing import editor_for_layer
-    from napari_stimage.labels import label_categories
+    from napari_stimage.core.labels import label_categories
+    from napari_stimage.viewer.editors import editor_for_layer
 
     _, widget, layer = viewer_and_widget
     natural = label_categories(slide.labels)
@@ -466,7 +466,7 @@ def test_legend_follows_the_curation_order_and_shows_hotkeys(viewer_and_widget, 
 
 
 def test_legend_order_from_a_stub_editor(viewer_and_widget, slide):
-    from napari_stimage.editing import EDITOR_KEY
+    from napari_stimage.viewer.metadata import EDITOR_KEY
 
     _, widget, layer = viewer_and_widget
 

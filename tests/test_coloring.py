@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from napari_stimage import coloring as col
-from napari_stimage.labels import UNLABELLED, label_categories
+from napari_stimage.core.labels import UNLABELLED, label_categories
 
 
 def test_transforms_match_scanpy_definitions():
@@ -276,7 +276,7 @@ def test_a_label_has_the_same_colour_whatever_else_is_on_the_slide(tmp_path):
 def test_colour_preferences_live_in_the_config_folder(monkeypatch, tmp_path):
     import json
 
-    from napari_stimage.cache import cache_dir, config_dir
+    from napari_stimage.io.cache import cache_dir, config_dir
 
     col.LabelPalette().set_color("TLS", "#123456")
     col.remember_recent_gene("ERBB2")
@@ -296,7 +296,7 @@ def test_colour_preferences_live_in_the_config_folder(monkeypatch, tmp_path):
 def test_preferences_an_older_version_left_in_the_cache_folder_are_read(tmp_path):
     import json
 
-    from napari_stimage.cache import cache_dir, config_dir
+    from napari_stimage.io.cache import cache_dir, config_dir
 
     cache_dir().mkdir(parents=True, exist_ok=True)
     (cache_dir() / col.LABEL_COLORS_FILE).write_text(json.dumps({"TLS": "#abcdef"}))
@@ -334,7 +334,7 @@ def test_gene_suggestions_for_a_misspelt_name():
 @pytest.mark.parametrize("mode", col.NON_EXPRESSING_MODES)
 def test_no_data_looks_different_from_zero_in_every_mode_and_colormap(mode):
     """Composited as the canvas does (layer opacity 0.9) over H&E pink, purple and background."""
-    from napari_stimage._widget_color import GENE_COLORMAPS
+    from napari_stimage._qt.color_widget import GENE_COLORMAPS
 
     he = np.array([[0.91, 0.62, 0.78], [0.45, 0.33, 0.62], [0.96, 0.95, 0.96]])
     values = np.array([0.0, np.nan, 1.0, 5.0])

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_stimage.annotation import (
+from napari_stimage.core.storage import file_lock, lock_path
+from napari_stimage.curation.editor import LabelEditor
+from napari_stimage.io.stimage.annotation import (
     AnnotationChangedOnDisk,
     AnnotationDeletedOnDisk,
     backup_path,
     read_annotation,
     write_annotation,
 )
-from napari_stimage.editing import LabelEditor
-from napari_stimage.storage import file_lock, lock_path
 
 SPOTS = [f"S_{i:03d}-1" for i in range(40)]
 BASE = (",V2\n" + "".join(f"{s},L{i % 3}\n" for i, s in enumerate(SPOTS))).encode()
@@ -113,7 +113,7 @@ def test_a_lock_left_by_a_killed_process_is_broken(tmp_path):
 
 
 def test_a_lock_held_by_a_live_process_makes_the_save_fail_naming_it(tmp_path, monkeypatch):
-    from napari_stimage import storage
+    from napari_stimage.core import storage
 
     path = tmp_path / "S_anno.csv"
     path.write_bytes(BASE)

@@ -2,11 +2,11 @@
 
 import pytest
 
-from napari_stimage import images
-from napari_stimage.cache import is_cache_valid
 from napari_stimage.cli import main
 from napari_stimage.convert import convert_tree, slide_is_converted
-from napari_stimage.layout import find_slides
+from napari_stimage.io import images
+from napari_stimage.io.cache import is_cache_valid
+from napari_stimage.io.stimage.layout import find_slides
 from napari_stimage.synthetic import write_synthetic_slide
 
 
@@ -15,7 +15,7 @@ def tree(tmp_path):
     root = tmp_path / "STimage-1K4M"
     paths = write_synthetic_slide(root)
     # A second slide: same files under another name, with a broken count file.
-    for kind, folder, suffix in (("coord", "coord", "_coord.csv"), ("count", "gene_exp", "_count.csv"),
+    for kind, _folder, suffix in (("coord", "coord", "_coord.csv"), ("count", "gene_exp", "_count.csv"),
                                  ("image", "image", ".png")):
         src = getattr(paths, kind)
         dst = src.parent / f"Broken_Slide_Visium{suffix}"

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from napari_stimage._widget_curate import CurateWidget
-from napari_stimage.annotation import read_annotation
-from napari_stimage.editing import editor_for_layer
-from napari_stimage.layers import add_slide_to_viewer
-from napari_stimage.selection import points_in_polygon, points_near_path
+from napari_stimage._qt.curate_widget import CurateWidget
+from napari_stimage.core.selection import points_in_polygon, points_near_path
+from napari_stimage.io.stimage.annotation import read_annotation
+from napari_stimage.viewer.editors import editor_for_layer
+from napari_stimage.viewer.layers import add_slide_to_viewer
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_brush_selection_adds_with_shift_and_hotkeys_assign(curate, qtbot, slide
 
     # hotkey 2 = the second label of the legend order
     categories = widget.editor.categories()
-    layer.bind_key  # the layer keymap holds our bindings: press through napari's key handling
+    # the layer keymap holds our bindings: press through napari's key handling
     handler = viewer.window._qt_viewer.canvas._key_map_handler
     viewer.layers.selection.active = layer
     handler.press_key("2")
@@ -139,7 +139,7 @@ def test_save_on_changed_file_asks_and_saves_elsewhere(curate, qtbot, slide, tmp
     asked = []
     widget.ask = lambda title, text, choices: asked.append(title) or "Save elsewhere…"
     other = tmp_path / "mine.csv"
-    monkeypatch.setattr("napari_stimage._widget_curate.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
+    monkeypatch.setattr("napari_stimage._qt.curate_widget.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
     widget.save()
     qtbot.waitUntil(lambda: other.exists() and not widget.editor.dirty, timeout=10000)
     assert asked == ["File changed on disk"]
@@ -517,7 +517,7 @@ def test_bins_save_on_changed_file_asks_and_saves_elsewhere(hd_curate, hd_paths,
     hd_paths.annotation.write_bytes(b",V2\ncolleague,edit\n")
     widget.ask = lambda title, text, choices: widget.questions.append(title) or "Save elsewhere…"
     other = tmp_path / "mine.csv"
-    monkeypatch.setattr("napari_stimage._widget_curate.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
+    monkeypatch.setattr("napari_stimage._qt.curate_widget.QFileDialog.getSaveFileName", lambda *a, **k: (str(other), ""))
     widget.save()
     qtbot.waitUntil(lambda: other.exists() and not widget.editor.dirty, timeout=10000)
     assert widget.questions == ["File changed on disk"]
@@ -527,7 +527,7 @@ def test_bins_save_on_changed_file_asks_and_saves_elsewhere(hd_curate, hd_paths,
 
 
 def test_bins_close_guard_and_recovery(hd_curate, hd_paths, qtbot):
-    from napari_stimage import bins
+    from napari_stimage.viewer import bins
 
     viewer, widget, layer = hd_curate
     grid = widget.sync.grid

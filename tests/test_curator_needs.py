@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from qtpy.QtCore import Qt
-from test_curate_widget import _drag
 
 from napari_stimage import coloring as col
 from napari_stimage import load_slide
-from napari_stimage._widget_color import ColorWidget
-from napari_stimage._widget_curate import CurateWidget
-from napari_stimage.editing import LabelEditor, normalise_label
-from napari_stimage.labels import UNLABELLED
-from napari_stimage.layers import add_slide_to_viewer
+from napari_stimage._qt.color_widget import ColorWidget
+from napari_stimage._qt.curate_widget import CurateWidget
+from napari_stimage.core.labels import UNLABELLED
+from napari_stimage.curation.editor import LabelEditor, normalise_label
+from napari_stimage.viewer.layers import add_slide_to_viewer
+from test_curate_widget import _drag
 
 pytestmark = pytest.mark.timeout(120)
 

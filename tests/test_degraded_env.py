@@ -12,12 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_stimage import cache, images, storage
-from napari_stimage.annotation import read_annotation
-from napari_stimage.editing import LabelEditor, recovery_path_for
-from napari_stimage.errors import StorageWarning
-from napari_stimage.expression import read_count_csv
-from napari_stimage.slide import load_slide
+from napari_stimage import load_slide
+from napari_stimage.core import storage
+from napari_stimage.core.errors import StorageWarning
+from napari_stimage.curation.editor import LabelEditor, recovery_path_for
+from napari_stimage.io import cache, images
+from napari_stimage.io.count_csv import read_count_csv
+from napari_stimage.io.stimage.annotation import read_annotation
 
 
 def _break_cache(how, tmp_path, monkeypatch):
@@ -59,7 +60,7 @@ def test_an_unusable_cache_folder_still_opens_the_slide_with_a_note(slide_paths,
 
 
 def test_a_full_recovery_folder_turns_recovery_off_once_and_saves_still_work(tmp_path, monkeypatch):
-    from napari_stimage import editing
+    from napari_stimage.curation import editor as editing
 
     path = tmp_path / "S_anno.csv"
     path.write_bytes(b",V2\nS_1-1,A\nS_2-1,B\n")

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_stimage.annotation import read_annotation
-from napari_stimage.editing import LabelEditor, editor_for_layer, recovery_path_for
+from napari_stimage.curation.editor import LabelEditor, recovery_path_for
+from napari_stimage.io.stimage.annotation import read_annotation
+from napari_stimage.viewer.editors import editor_for_layer
 
 SLIDE_IDS = [f"S_{c}-1" for c in "ABCDEFGH"]
 # header ",V2"; a repeated id (A), an unknown spot (X), empty and NA labels; spots F..H not in the file
@@ -96,7 +97,7 @@ def test_random_edits_undo_redo_save_reload(ops, max_undo):
         assert path.read_bytes() == expected_file(state)
         reloaded = LabelEditor(SLIDE_IDS, read_annotation(path))
         assert reloaded.labels.tolist() == [state[s] for s in SLIDE_IDS]
-        assert read_annotation(path).spot_ids[: len(BASE_LINES) - 1] == [l.split(",")[0] for l in BASE_LINES[1:]]
+        assert read_annotation(path).spot_ids[: len(BASE_LINES) - 1] == [line.split(",")[0] for line in BASE_LINES[1:]]
 
 
 def test_undo_keeps_at_least_100_steps(tmp_path):
@@ -145,7 +146,7 @@ def test_recovery_is_written_offered_and_discarded_on_save(tmp_path):
 def test_editor_updates_the_layer_features_and_emits(slide):
     from napari.layers import Points
 
-    from napari_stimage.layers import spots_layer_data
+    from napari_stimage.viewer.layers import spots_layer_data
 
     data, meta, _ = spots_layer_data(slide)
     layer = Points(data, **meta)
@@ -173,7 +174,7 @@ def test_unedited_slide_saves_byte_identical(slide, tmp_path):
 
 
 def test_changed_on_disk_is_refused_unless_forced(slide):
-    from napari_stimage.annotation import AnnotationChangedOnDisk
+    from napari_stimage.io.stimage.annotation import AnnotationChangedOnDisk
 
     editor = LabelEditor.from_slide(slide)
     editor.assign([0], "mine")
@@ -192,7 +193,7 @@ def test_changed_on_disk_is_refused_unless_forced(slide):
     path=st.lists(st.tuples(st.floats(-10, 210), st.floats(-10, 210)), min_size=1, max_size=6),
 )
 def test_brush_index_matches_brute_force(seed, radius, path):
-    from napari_stimage.selection import SpotIndex, points_near_path
+    from napari_stimage.core.selection import SpotIndex, points_near_path
 
     positions = np.random.default_rng(seed).uniform(0, 200, (400, 2))
     brute = points_near_path(positions, np.array(path), radius)
@@ -230,8 +231,8 @@ def test_assign_accepts_masks_sets_and_rejects_bad_indices(tmp_path):
 
 
 def test_failed_save_keeps_file_edits_and_recovery(tmp_path, monkeypatch):
-    from napari_stimage import storage as storage_mod
-    from napari_stimage.errors import SlideError
+    from napari_stimage.core import storage as storage_mod
+    from napari_stimage.core.errors import SlideError
 
     path = tmp_path / "S_anno.csv"
     path.write_bytes(BASE)
@@ -270,7 +271,7 @@ def test_saved_labels_come_back_when_the_slide_is_reopened(slide):
 def test_recovery_lives_outside_the_cache_folder(tmp_path):
     import os
 
-    from napari_stimage.cache import cache_dir, data_dir
+    from napari_stimage.io.cache import cache_dir, data_dir
 
     recovery = recovery_path_for(tmp_path / "S_anno.csv")
     assert recovery.parent.parent == data_dir()
@@ -296,7 +297,7 @@ def test_categories_keep_their_order_when_labels_are_added(tmp_path):
 
 
 def test_new_labels_are_trimmed_but_labels_of_the_file_are_kept_exactly(tmp_path):
-    from napari_stimage.editing import normalise_label
+    from napari_stimage.curation.editor import normalise_label
 
     path = tmp_path / "S_anno.csv"
     data = b",V2\nS_A-1, L1 \nS_B-1,L2\n"
@@ -317,7 +318,7 @@ def test_new_labels_are_trimmed_but_labels_of_the_file_are_kept_exactly(tmp_path
 
 
 def test_near_duplicates_by_case_or_spacing():
-    from napari_stimage.editing import near_duplicate
+    from napari_stimage.curation.editor import near_duplicate
 
     known = ["Benign", "immune infiltrate, dense"]
     assert near_duplicate("benign", known) == ("Benign", "case")

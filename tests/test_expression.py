@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_stimage.errors import SlideError
-from napari_stimage.expression import Cancelled, make_unique, read_count_csv, read_count_header
+from napari_stimage.core.errors import SlideError
+from napari_stimage.core.expression import make_unique
+from napari_stimage.core.progress import Cancelled
+from napari_stimage.io.count_csv import read_count_csv, read_count_header
 
 
 def write(tmp_path, text: str, name="x_count.csv", newline="\n"):
@@ -123,7 +125,7 @@ def test_make_unique_skips_existing_names():
 
 @pytest.mark.parametrize("fmt", ["{:.0f}", "{:.1f}"])
 def test_fast_path_taken_for_float_and_int_files(tmp_path, fmt, monkeypatch):
-    from napari_stimage import expression
+    from napari_stimage.io import count_csv as expression
 
     text, counts = dense_text(np.random.default_rng(5), 30, 44, fmt=fmt)
     monkeypatch.setattr(expression, "_parse_lines_exact", lambda *a: pytest.fail("slow path used"))

@@ -5,9 +5,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_stimage import images
-from napari_stimage.errors import SlideError
-from napari_stimage.images import image_shape, normalise_rgb, read_image, sniff_image_format
+from napari_stimage.core.errors import SlideError
+from napari_stimage.io import images
+from napari_stimage.io.images import image_shape, normalise_rgb, read_image, sniff_image_format
 
 
 def he_like(h=300, w=420):
@@ -111,7 +111,7 @@ def test_pyramid_rebuilt_when_source_changes(tmp_path, monkeypatch):
 
 
 def test_pyramid_build_cancel(tmp_path, monkeypatch):
-    from napari_stimage.expression import Cancelled
+    from napari_stimage.core.progress import Cancelled
 
     monkeypatch.setattr(images, "PYRAMID_MIN_PIXELS", 10_000)
     monkeypatch.setattr(images, "_pyramid_with_vips", lambda *a: (_ for _ in ()).throw(ImportError()))

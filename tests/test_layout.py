@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from napari_stimage.layout import find_slides, resolve_slide
+from napari_stimage.io.stimage.layout import find_slides, resolve_slide
 
 WEIRD_NAMES = [
     "Mouse_Brain+Kidney_10X_02212023_Visium",

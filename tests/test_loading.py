@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from napari_stimage._loading import open_slide_in_viewer
+from napari_stimage._qt.loading import open_slide_in_viewer
 from napari_stimage.cli import main
 
 
@@ -15,7 +15,7 @@ def test_open_in_worker_adds_layers(make_napari_viewer, qtbot, slide_paths):
     with qtbot.waitSignal(worker.finished, timeout=30000):
         pass
     qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=5000)
-    assert [l.name for l in viewer.layers] == [slide_paths.name, f"{slide_paths.name} spots"]
+    assert [layer.name for layer in viewer.layers] == [slide_paths.name, f"{slide_paths.name} spots"]
     assert np.allclose(viewer.layers[1].size, 2 * viewer.layers[1].metadata["stimage_slide"].spots["r"])
 
 
@@ -75,8 +75,8 @@ def test_cancel_from_the_progress_bar_stops_the_load(make_napari_viewer, qtbot, 
 
     import napari.utils.notifications as notifications
 
-    import napari_stimage.slide as slide_module
-    from napari_stimage.expression import Cancelled
+    import napari_stimage.io.stimage.reader as slide_module
+    from napari_stimage.core.progress import Cancelled
 
     started = threading.Event()
 
@@ -103,8 +103,8 @@ def test_cancelled_cache_build_leaves_nothing_behind(slide_paths):
     import pytest
 
     from napari_stimage import load_slide
-    from napari_stimage.cache import cache_dir
-    from napari_stimage.expression import Cancelled
+    from napari_stimage.core.progress import Cancelled
+    from napari_stimage.io.cache import cache_dir
 
     with pytest.raises(Cancelled):
         load_slide(slide_paths.coord, cancel=lambda: True)

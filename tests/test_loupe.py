@@ -2,9 +2,9 @@
 
 import pytest
 
-from napari_stimage.editing import LabelEditor
-from napari_stimage.errors import SlideError
-from napari_stimage.loupe import export_loupe, import_loupe, read_loupe
+from napari_stimage.core.errors import SlideError
+from napari_stimage.curation.editor import LabelEditor
+from napari_stimage.io.loupe import export_loupe, import_loupe, read_loupe
 
 SLIDE = "GSE175540_GSM5924030"
 IDS = [f"{SLIDE}_AAAC{k}-1" for k in range(5)]

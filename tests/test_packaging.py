@@ -19,3 +19,12 @@ def test_wheel_ships_the_top_level_manifest(tmp_path):
         entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         assert "napari_stimage:napari.yaml" in archive.read(entry_points).decode()
     assert shipped == (ROOT / "napari.yaml").read_bytes()
+
+
+def test_version_has_one_home():
+    import re
+
+    import napari_stimage
+
+    declared = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert napari_stimage.__version__ == declared

@@ -11,7 +11,7 @@ from scipy.stats import pearsonr
 
 from napari_stimage import SlideError
 from napari_stimage.cli import main
-from napari_stimage.predictions import (
+from napari_stimage.io.predictions import (
     compare,
     comparison_table,
     load_predictions,

@@ -88,8 +88,8 @@ def _canvas_pixel(viewer, shot, y, x):
 
 def test_rendered_slide_opens_coloured_by_label_over_the_tissue(make_napari_viewer, slide):
     from napari_stimage import coloring as col
-    from napari_stimage.layers import add_slide_to_viewer
     from napari_stimage.synthetic import REGIONS, region_of
+    from napari_stimage.viewer.layers import add_slide_to_viewer
 
     viewer = make_napari_viewer(show=True)
     spots = add_slide_to_viewer(viewer, slide)[-1]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from napari_stimage import load_slide, resolve_slide
-from napari_stimage.images import read_image, sniff_image_format
+from napari_stimage.io.images import read_image, sniff_image_format
 
 
 def test_real_st_coord_file(tmp_path, real_data):

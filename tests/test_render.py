@@ -87,10 +87,12 @@ def test_cli_render_writes_png(slide_paths, tmp_path):
 
     out = tmp_path / "out" / "erbb2.png"
     assert main(["render", str(slide_paths.image), "--out", str(out), "--gene", "ERBB2", "--width", "300"]) == 0
-    assert Image.open(out).size == (300 + PANEL_WIDTH, 300)
+    with Image.open(out) as image:
+        assert image.size == (300 + PANEL_WIDTH, 300)
     assert main(["render", str(slide_paths.coord), "--out", str(tmp_path / "l.png"), "--label", "--no-panel",
                  "--width", "200"]) == 0
-    assert Image.open(tmp_path / "l.png").size == (200, 200)
+    with Image.open(tmp_path / "l.png") as image:
+        assert image.size == (200, 200)
     assert main(["render", str(slide_paths.coord), "--out", str(tmp_path / "x.png"), "--gene", "NOSUCHGENE"]) == 2
 
 

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from napari_stimage import images
-from napari_stimage.cache import cache_dir, load_expression_cached
-from napari_stimage.errors import SlideError
-from napari_stimage.expression import read_count_csv
-from napari_stimage.loupe import read_loupe
-from napari_stimage.slide import read_coords
+from napari_stimage.core.errors import SlideError
+from napari_stimage.io import images
+from napari_stimage.io.cache import cache_dir, load_expression_cached
+from napari_stimage.io.count_csv import read_count_csv
+from napari_stimage.io.loupe import read_loupe
+from napari_stimage.io.stimage.reader import read_coords
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -56,7 +56,7 @@ def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
 @pytest.mark.parametrize("backend", ["vips", "pil"])
 def test_a_truncated_large_jpeg_is_an_error_not_a_grey_pyramid(tmp_path, monkeypatch, backend):
     from napari_stimage.convert import convert_slide
-    from napari_stimage.layout import SlidePaths
+    from napari_stimage.io.stimage.layout import SlidePaths
 
     monkeypatch.setattr(images, "PYRAMID_MIN_PIXELS", 10_000)
     if backend == "pil":

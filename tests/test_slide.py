@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from napari_stimage import SlideError, load_slide
-from napari_stimage.expression import make_unique
+from napari_stimage.core.expression import make_unique
 
 
 def test_spots_joined_on_id_not_row_order(slide, slide_paths):
@@ -111,13 +111,13 @@ def test_unreadable_image(slide_paths):
     slide_paths.image.write_bytes(b"\xff\xd8\xff" + b"garbage" * 10)
     slide = load_slide(slide_paths.coord)  # spots still load; the image fails when asked
     with pytest.raises(SlideError, match=r"\.png.*JPEG"):
-        slide.image_levels
+        _ = slide.image_levels
 
 
 def test_not_an_image(slide_paths):
     slide_paths.image.write_text("hello")
     with pytest.raises(SlideError, match=r"\.png.*not a PNG, JPEG or TIFF"):
-        load_slide(slide_paths.coord).image_levels
+        _ = load_slide(slide_paths.coord).image_levels
 
 
 def test_count_sharing_no_spot_with_coord(slide_paths):

@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_stimage.annotation import (
+from napari_stimage import load_slide
+from napari_stimage.core.errors import SlideError
+from napari_stimage.io.count_csv import read_count_csv
+from napari_stimage.io.images import read_image
+from napari_stimage.io.loupe import read_loupe
+from napari_stimage.io.stimage.annotation import (
     parse_annotation,
     read_annotation,
     write_annotation,
 )
-from napari_stimage.errors import SlideError
-from napari_stimage.expression import read_count_csv
-from napari_stimage.images import read_image
-from napari_stimage.loupe import read_loupe
-from napari_stimage.slide import load_slide
 
 
 @pytest.fixture

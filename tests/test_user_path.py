@@ -16,12 +16,12 @@ from qtpy.QtGui import QMouseEvent
 from qtpy.QtWidgets import QApplication, QCheckBox, QLabel, QPushButton, QToolButton
 
 from napari_stimage import coloring as col
-from napari_stimage.editing import editor_for_layer
-from napari_stimage.selection import (
+from napari_stimage.core.selection import (
     points_in_polygon,
     points_in_rectangle,
     points_near_path,
 )
+from napari_stimage.viewer.editors import editor_for_layer
 
 TOOL_SWITCH_LIMIT_S = 1.0
 
@@ -461,7 +461,7 @@ class CommandUser(User):
     """The window `napari-stimage open PATH` builds: `open_slide_in_viewer` docks the widgets."""
 
     def __init__(self, viewer, qtbot, paths):
-        from napari_stimage._loading import open_slide_in_viewer
+        from napari_stimage._qt.loading import open_slide_in_viewer
 
         self.viewer, self.qtbot, self.paths = viewer, qtbot, paths
         self.questions, self.answers = [], {}

@@ -2,9 +2,9 @@
 
 from napari.plugins.io import save_layers
 
-from napari_stimage.annotation import read_annotation
-from napari_stimage.editing import editor_for_layer
-from napari_stimage.layers import add_slide_to_viewer
+from napari_stimage.io.stimage.annotation import read_annotation
+from napari_stimage.viewer.editors import editor_for_layer
+from napari_stimage.viewer.layers import add_slide_to_viewer
 
 
 def test_export_elsewhere_does_not_redirect_the_slides_annotation(make_napari_viewer, slide, tmp_path):

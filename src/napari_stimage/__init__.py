@@ -1,11 +1,18 @@
 """napari-stimage: open, color and curate STimage-1K4M spatial-transcriptomics slides."""
 
-from .errors import SlideError
-from .layers import add_gene_features, slide_of
-from .layout import SlidePaths, find_slides, resolve_slide
-from .slide import Slide, load_slide
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+from .core.errors import SlideError
+from .core.slide import Slide
+from .io.registry import load_slide
+from .io.stimage.layout import SlidePaths, find_slides, resolve_slide
+from .viewer.layers import add_gene_features
+from .viewer.metadata import slide_of
+
+try:
+    __version__ = version("napari-stimage")  # pyproject.toml holds the one version number
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "unknown"
 __all__ = [
     "Slide",
     "SlideError",

@@ -1,10 +1,10 @@
-"""npe2 reader: any file of an STimage-1K4M slide opens the whole slide."""
+"""npe2 reader: any file of a slide a registered reader knows (`io.registry`) opens the whole slide."""
 
 from __future__ import annotations
 
-from .layers import slide_layer_data
-from .layout import resolve_slide
-from .slide import load_slide
+from .io.registry import load_slide, resolve
+from .viewer.layers import slide_layer_data
+from .viewer.report import show_opening_report
 
 
 def get_reader(path):
@@ -13,7 +13,7 @@ def get_reader(path):
         if len(path) != 1:
             return None
         path = path[0]
-    if resolve_slide(path) is None:
+    if resolve(path) is None:
         return None
     return read_slide
 
@@ -22,7 +22,6 @@ def read_slide(path):
     if isinstance(path, list):
         path = path[0]
     from napari.utils import progress
-    from napari.utils.notifications import show_warning
 
     with progress(total=100, desc="Reading slide") as bar:
         state = {"pct": 0}
@@ -34,8 +33,7 @@ def read_slide(path):
                 state["pct"] = pct
 
         slide = load_slide(path, progress=on_progress, decode_image=True)
-    if slide.report:
-        show_warning(slide.report.summary(slide.name))
+    show_opening_report(slide)
     _point_to_widgets_once()
     layer_data = slide_layer_data(slide)
     if any(kind == "labels" for *_, kind in layer_data):
@@ -43,7 +41,7 @@ def read_slide(path):
         # first stroke, even before the curation widget is opened
         from napari import current_viewer
 
-        from .bins import watch_viewer
+        from .viewer.bins import watch_viewer
 
         viewer = current_viewer()
         if viewer is not None:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 def sample_root() -> Path:
     """Folder holding the generated sample dataset (created on first use)."""
-    from .cache import cache_dir
+    from .io.cache import cache_dir
 
     return cache_dir() / "sample"
 
 
 def sample_slide_paths():
-    from .layout import resolve_slide
+    from .io.stimage.layout import resolve_slide
     from .synthetic import SAMPLE_NAME, write_synthetic_slide
 
     root = sample_root()
@@ -24,7 +24,7 @@ def sample_slide_paths():
 
 
 def make_sample_slide():
-    from .layers import slide_layer_data
-    from .slide import load_slide
+    from .io.registry import load_slide
+    from .viewer.layers import slide_layer_data
 
     return slide_layer_data(load_slide(sample_slide_paths()))

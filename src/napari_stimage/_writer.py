@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .editing import EDITOR_KEY, LabelEditor, normalise_label
-from .layers import SLIDE_KEY
-from .slide import Slide
+from .core.slide import Slide
+from .curation.editor import LabelEditor, normalise_label
+from .viewer.metadata import EDITOR_KEY, SLIDE_KEY
 
 
 def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:

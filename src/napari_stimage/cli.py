@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -15,17 +16,13 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_open(args) -> int:
-    from .layout import resolve_slide
+    from .io import registry
 
     if not Path(args.path).is_file():
         print(f"napari-stimage: {args.path}: no such file", file=sys.stderr)
         return 2
-    if resolve_slide(args.path) is None:
-        print(
-            f"napari-stimage: {args.path}: not a file of an STimage-1K4M slide "
-            "(expected {slide}_coord.csv, _count.csv, _anno.csv or {slide}.png in the dataset layout)",
-            file=sys.stderr,
-        )
+    if registry.resolve(args.path) is None:
+        print(f"napari-stimage: {args.path}: {registry.not_a_slide('expected')}", file=sys.stderr)
         return 2
     return _open_in_napari(args.path)
 
@@ -33,7 +30,7 @@ def _cmd_open(args) -> int:
 def _open_in_napari(path) -> int:
     import napari
 
-    from ._loading import open_slide_in_viewer
+    from ._qt.loading import open_slide_in_viewer
 
     viewer = napari.Viewer(title=f"napari-stimage: {path}")
     open_slide_in_viewer(viewer, path)
@@ -50,7 +47,7 @@ def _cmd_make_sample(args) -> int:
 
 
 def _cmd_slides(args) -> int:
-    from .catalogue import format_table, load_catalogue
+    from .io.catalogue import format_table, load_catalogue
 
     catalogue = load_catalogue(args.root)
     shown = catalogue.filter(
@@ -62,6 +59,61 @@ def _cmd_slides(args) -> int:
     else:
         print(format_table(shown))
     print(f"{len(shown)} of {len(catalogue)} slides", file=sys.stderr)
+    return 0
+
+
+def _add_predictions_parser(sub) -> argparse.ArgumentParser:
+    from .io import predictions
+
+    p = sub.add_parser(
+        "predictions",
+        help="judge predicted expression (e.g. STPath's .h5ad) against a slide's counts",
+        description=predictions.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", help="any file of the slide (image, coord, count or annotation)")
+    p.add_argument("predictions", nargs="+", help="prediction .h5ad file(s); several give a column set per model")
+    p.add_argument("--barcodes", action="append", default=[], metavar="EMB.h5",
+                   help="the embeddings .h5 a prediction was made from (its 'barcodes' place the rows); "
+                        "once for all prediction files, or once per file in the same order")
+    p.add_argument("--out", required=True, help="results.json (HEST's format, one model) or table.csv")
+    p.set_defaults(func=_cmd_predictions)
+    return p
+
+
+def _barcodes_per_file(barcodes: Sequence[str], n_files: int) -> list[str | None]:
+    """The --barcodes of each prediction file: none, one for all, or one each."""
+    if not barcodes:
+        return [None] * n_files
+    if len(barcodes) == 1:
+        return list(barcodes) * n_files
+    if len(barcodes) != n_files:
+        raise ValueError(f"{len(barcodes)} --barcodes for {n_files} prediction files: give one, or one per file")
+    return list(barcodes)
+
+
+def _cmd_predictions(args) -> int:
+    from .io.predictions import compare, load_predictions, write_results
+    from .io.registry import load_slide
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".json", ".csv") or (out.suffix.lower() == ".json" and len(args.predictions) > 1):
+        print("napari-stimage predictions: --out must be results.json (one prediction file) or a .csv table",
+              file=sys.stderr)
+        return 2
+    try:
+        per_file = _barcodes_per_file(args.barcodes, len(args.predictions))
+    except ValueError as exc:
+        print(f"napari-stimage predictions: {exc}", file=sys.stderr)
+        return 2
+    slide = load_slide(args.path)
+    comparisons = [
+        compare(slide, load_predictions(slide, pred, barcodes)) for pred, barcodes in zip(args.predictions, per_file)
+    ]
+    write_results(out, comparisons)
+    for c in comparisons:
+        print(c.summary())
+    print(f"wrote {out}")
     return 0
 
 
@@ -93,9 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import convert
 
     convert.add_parser(sub)
-    from . import predictions
-
-    predictions.add_parser(sub)
+    _add_predictions_parser(sub)
     return parser
 
 
@@ -104,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Exception as exc:
-        from .errors import SlideError
+        from .core.errors import SlideError
 
         if isinstance(exc, SlideError):
             print(f"napari-stimage: {exc}", file=sys.stderr)

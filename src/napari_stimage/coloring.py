@@ -11,6 +11,7 @@ same slide, gene and settings give the same colours on screen and in a rendered 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -20,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import UNLABELLED, is_unlabelled, label_categories
+from .core.labels import (  # display_labels, visible_mask: part of this module's API too
+    UNLABELLED,
+    display_labels,
+    is_unlabelled,
+    label_categories,
+    visible_mask,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Value transforms
@@ -312,16 +319,14 @@ def remember_recent_gene(entry: str, path: str | Path | None = None) -> list[str
     recent = [entry] + [g for g in load_recent_genes(path) if g != entry]
     path = Path(path) if path is not None else _config_file(RECENT_GENES_FILE)
     recent = recent[:N_RECENT_GENES]
-    try:
+    with contextlib.suppress(OSError):  # a read-only config folder must not stop colouring
         _write_json(path, recent)
-    except OSError:
-        pass  # a read-only config folder must not stop colouring
     return recent
 
 
 def _config_file(name: str) -> Path:
     """Preferences live in the config folder: users empty the cache folder freely."""
-    from .cache import config_dir
+    from .io.cache import config_dir
 
     return config_dir() / name
 
@@ -329,7 +334,7 @@ def _config_file(name: str) -> Path:
 def _existing_preferences(name: str) -> Path:
     """The preferences file to read: the config folder's, else one an older version left in
     the cache folder (it moves to the config folder on the next save)."""
-    from .cache import CacheUnavailable, cache_dir
+    from .io.cache import CacheUnavailable, cache_dir
 
     path = _config_file(name)
     if path.exists():
@@ -343,7 +348,7 @@ def _existing_preferences(name: str) -> Path:
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .storage import atomic_write_text
+    from .core.storage import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))  # two windows never see half a file
 
@@ -482,17 +487,6 @@ class LegendEntry:
     unlabelled: bool = False
 
 
-def display_labels(values: Iterable) -> np.ndarray:
-    """Per spot the label as shown: its text, or UNLABELLED (`labels.is_unlabelled`, vectorised)."""
-    import pandas as pd
-
-    column = pd.Series(values if isinstance(values, (np.ndarray, pd.Series)) else list(values), dtype=object)
-    missing = column.isna().to_numpy() | (column == "").to_numpy()
-    out = column.astype(str).to_numpy(dtype=object)
-    out[missing] = UNLABELLED
-    return out
-
-
 def legend_entries(values: Iterable, palette: LabelPalette, order: Sequence[str] | None = None) -> list[LegendEntry]:
     """One entry per label, unlabelled last (when any spot is unlabelled).
 
@@ -535,13 +529,6 @@ def hide_spots(rgba: np.ndarray, visible: np.ndarray) -> np.ndarray:
     rgba = np.array(rgba, dtype=np.float32)
     rgba[~np.asarray(visible, dtype=bool), 3] = 0.0
     return rgba
-
-
-def visible_mask(values: Iterable, hidden_labels: Iterable[str]) -> np.ndarray:
-    """Spots whose label (UNLABELLED for none) is not hidden."""
-    shown = display_labels(values)
-    hidden = list(hidden_labels)
-    return ~np.isin(shown.astype(str), hidden) if hidden else np.ones(len(shown), dtype=bool)
 
 
 def categorical_columns(features) -> list[str]:

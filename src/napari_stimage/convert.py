@@ -1,6 +1,6 @@
 """Batch conversion of a whole dataset tree into the cache: `napari-stimage convert ROOT`.
 
-For every slide under ROOT (`layout.find_slides`) it builds what opening the slide would build
+For every slide under ROOT (`io.registry.find_slides`) it builds what opening the slide would build
 on first use: the expression cache of its count CSV (`cache.py`) and, for large PNG/JPEG
 images, the tiled pyramid (`images.py`). Slides whose caches are already valid are skipped,
 so an interrupted run resumes where it stopped (each cache is written atomically).
@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .layout import SlidePaths, find_slides
+from .core.progress import CancelCallback, ProgressCallback
+from .io.registry import find_slides
+from .io.stimage.layout import SlidePaths
 
 
 @dataclass
@@ -36,7 +38,7 @@ class SlideResult:
 
 
 def _image_needs_pyramid(path: Path | None) -> bool:
-    from .images import PYRAMID_MIN_PIXELS, image_shape, sniff_image_format
+    from .io.images import PYRAMID_MIN_PIXELS, image_shape, sniff_image_format
 
     if path is None or sniff_image_format(path) not in ("png", "jpeg"):
         return False
@@ -47,8 +49,8 @@ def _image_needs_pyramid(path: Path | None) -> bool:
 def slide_is_converted(paths: SlidePaths) -> bool:
     """True when every cache this slide needs exists and is valid (False when that cannot be
     told: the slide is then converted, and its error reported, like any other)."""
-    from .cache import is_cache_valid
-    from .images import pyramid_is_valid
+    from .io.cache import is_cache_valid
+    from .io.images import pyramid_is_valid
 
     try:
         if paths.count is not None and not is_cache_valid(paths.count):
@@ -60,12 +62,12 @@ def slide_is_converted(paths: SlidePaths) -> bool:
 
 def convert_slide(
     paths: SlidePaths,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
 ) -> SlideResult:
     """Build the slide's missing or stale caches. Errors are returned, not raised."""
-    from .cache import build_expression_cache, is_cache_valid
-    from .images import ensure_pyramid, pyramid_is_valid, sniff_image_format
+    from .io.cache import build_expression_cache, is_cache_valid
+    from .io.images import ensure_pyramid, pyramid_is_valid, sniff_image_format
 
     result = SlideResult(paths.name)
     start = time.perf_counter()
@@ -96,7 +98,7 @@ def convert_slide(
 
 def _convert_in_worker(paths: SlidePaths, cache_folder: str) -> SlideResult:
     """Entry point in a worker process or on a Dask worker: same cache folder as the caller."""
-    from .cache import CACHE_ENV
+    from .io.cache import CACHE_ENV
 
     os.environ[CACHE_ENV] = cache_folder
     return convert_slide(paths)
@@ -141,7 +143,7 @@ def convert_tree(
     `jobs` > 1 runs that many local worker processes; `scheduler` (a Dask scheduler address,
     or a `distributed.Client`) runs the slides on a Dask cluster instead.
     """
-    from .cache import cache_dir, remove_stale_temp_files_once
+    from .io.cache import cache_dir, remove_stale_temp_files_once
 
     remove_stale_temp_files_once()  # work folders of an earlier run that was killed
     slides = find_slides(root)
@@ -222,7 +224,7 @@ def _run_on_dask(todo: list[SlidePaths], folder: str, scheduler, record) -> None
 
 def _cmd_convert(args) -> int:
     if args.cache:
-        from .cache import CACHE_ENV
+        from .io.cache import CACHE_ENV
 
         os.environ[CACHE_ENV] = str(Path(args.cache).expanduser().resolve())
     root = Path(args.root)

@@ -229,7 +229,7 @@ def render_prediction_comparison(
     """
     from PIL import Image, ImageDraw
 
-    from .predictions import compare
+    from .io.predictions import compare
 
     measured = col.transform_values(slide.gene_values(gene), "log1p")  # KeyError when not measured
     predicted = predictions.gene_values(gene)  # KeyError when not predicted
@@ -337,7 +337,7 @@ def _gene_suggestions(slide, genes_text: str | None) -> str:
 def _cmd_render(args) -> int:
     from PIL import Image
 
-    from .slide import load_slide
+    from .io.registry import load_slide
 
     problem = _check_colormap(args.colormap)
     if problem is None and args.clim and not args.clim[0] < args.clim[1]:
@@ -377,7 +377,7 @@ def _cmd_render(args) -> int:
 def _cmd_render_comparison(args) -> int:
     from PIL import Image
 
-    from .predictions import load_predictions
+    from .io.predictions import load_predictions
     from .slide import load_slide
 
     if not (args.compare and args.predictions and args.gene) or args.label or "," in args.gene:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import SlidePaths, resolve_slide
+from .io.stimage.layout import SlidePaths, resolve_slide
 
 SAMPLE_NAME = "Human_Breast_Synthetic_11232026_Visium"
 # region label -> (marker gene, H&E-ish RGB of the tissue there)

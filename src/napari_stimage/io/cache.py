@@ -33,7 +33,6 @@ Peak memory is a few blocks plus one merge range, independent of the file size.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -43,8 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SlideError
-from .storage import (
+from ..core.errors import SlideError
+from ..core.keys import path_key
+from ..core.progress import ProgressCallback
+from ..core.storage import (
     TEMP_MARK,
     file_fingerprint,
     remove_stale_temp_files,
@@ -57,9 +58,6 @@ CONFIG_ENV = "NAPARI_STIMAGE_CONFIG"
 FORMAT_NAME = "napari-stimage-expression"
 FORMAT_VERSION = 1
 _MERGE_BUDGET_NNZ = 24 << 20  # non-zeros merged at once: ~200 MB of indices + data + positions
-
-ProgressCallback = Callable[[int, int], None]
-
 
 class CacheUnavailable(SlideError):
     """A folder napari-stimage keeps files in cannot be created or written (the message names it)."""
@@ -127,13 +125,9 @@ def fingerprint(path: str | Path) -> dict:
     return file_fingerprint(path)
 
 
-def _source_key(path: Path) -> str:
-    return hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()
-
-
 def expression_cache_path(source: str | Path) -> Path:
     """The cache folder of a count file (it may not exist yet)."""
-    return cache_dir() / f"expression-v{FORMAT_VERSION}" / _source_key(Path(source))
+    return cache_dir() / f"expression-v{FORMAT_VERSION}" / path_key(source)
 
 
 def _crc32_file(path: Path) -> int:
@@ -205,7 +199,7 @@ def load_cached_expression(source: str | Path, folder: Path | None = None):
     `CacheInvalid`."""
     import scipy.sparse as sp
 
-    from .expression import Expression
+    from ..core.expression import Expression
 
     source = Path(source)
     folder = expression_cache_path(source) if folder is None else folder
@@ -275,7 +269,8 @@ def build_expression_cache(
     `SlideError` for a malformed file and `OSError`/`CacheUnavailable` when the cache folder
     cannot be written.
     """
-    from .expression import iter_count_blocks, make_unique
+    from ..core.expression import make_unique
+    from .count_csv import iter_count_blocks
 
     source = Path(source)
     final = expression_cache_path(source)
@@ -392,7 +387,7 @@ def _publish(work: Path, final: Path, source: Path) -> None:
 
 def _merge_spill(work: Path, block_counts, spill_offsets, indptr: np.ndarray, cancel) -> None:
     """Gather the gene-sorted block spills into `indices.npy` / `data.npy`, gene range by range."""
-    from .expression import Cancelled
+    from ..core.progress import Cancelled
 
     n_genes = len(indptr) - 1
     nnz = int(indptr[-1])
@@ -443,7 +438,7 @@ def load_expression_cached(
     When the cache folder cannot be used (read-only, full, a file in its way) the counts are
     read into memory instead and a line saying so is appended to `notes`.
     """
-    from .expression import read_count_csv
+    from .count_csv import read_count_csv
 
     try:
         return load_cached_expression(source)

@@ -2,7 +2,7 @@
 
 Qt-free. Everything that changes labels goes through `LabelEditor.assign`:
 
-    >>> editor = editor_for_layer(spots_layer)        # one editor per spots layer, shared
+    >>> editor = editor_for_layer(spots_layer)        # viewer.editors: one editor per layer, shared
     >>> editor.assign([0, 5, 17], "L3")                # spot indices = rows of the Points layer
     >>> editor.assign(np.arange(600_000), None)        # None clears (unlabelled)
     >>> editor.assign(mask, "TLS")                     # or a boolean mask with one entry per spot
@@ -14,9 +14,9 @@ of `slide.spots`). A spot id that repeats in the coord file names one spot of th
 so assigning one of its points assigns all of them.
 
 Views are callables `view(indices)` called after each change with the changed spot indices
-(None = everything may have changed). `bind_layer(layer)` makes a Points layer a view: its
-`features["label"]` is updated in place and `layer.events.features()` is emitted, which the
-label legend and label colouring listen to.
+(None = everything may have changed). `viewer.editors.bind_points_layer(editor, layer)` makes a
+Points layer a view: its `features["label"]` is updated in place and `layer.events.features()`
+is emitted, which the label legend and label colouring listen to.
 
 Each edit also writes a recovery file (in `data_dir()/recovery`, keyed by the annotation
 path); `find_recovery` / `apply_recovery` offer it when the slide is opened again.
@@ -24,7 +24,7 @@ path); `find_recovery` / `apply_recovery` offer it when the slide is opened agai
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
 import time
@@ -35,18 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .annotation import (
+from ..core.errors import SlideError, StorageWarning
+from ..core.keys import path_key
+from ..core.labels import is_unlabelled, label_categories
+from ..core.storage import atomic_write_bytes, atomic_write_text
+from ..io.stimage.annotation import (
     AnnotationTable,
     Fingerprint,
     parse_label,
     reads_as_missing,
     write_annotation,
 )
-from .errors import SlideError, StorageWarning
-from .labels import is_unlabelled, label_categories
-from .storage import atomic_write_bytes, atomic_write_text
 
-EDITOR_KEY = "stimage_label_editor"
 DEFAULT_MAX_UNDO = 500
 RECOVERY_VERSION = 1
 
@@ -116,10 +116,10 @@ class Recovery:
 
 def _user_file_for(folder_name: str, annotation_path: str | Path) -> Path:
     """A file of the user data folder that belongs to one annotation file (keyed by its path)."""
-    from .cache import data_dir
+    from ..io.cache import data_dir
 
     annotation_path = Path(annotation_path).resolve()
-    key = hashlib.sha1(str(annotation_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    key = path_key(annotation_path)[:16]
     folder = data_dir() / folder_name
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{annotation_path.stem}-{key}.json"
@@ -148,10 +148,8 @@ def load_label_order(annotation_path: str | Path | None) -> list[str]:
 def save_label_order(annotation_path: str | Path, order: list[str]) -> None:
     """Keep `order` for the next time the annotation file is opened (best effort: a read-only
     data folder only costs the order, never the save)."""
-    try:
+    with contextlib.suppress(OSError, SlideError):
         atomic_write_text(label_order_path_for(annotation_path), json.dumps(order))
-    except (OSError, SlideError):
-        pass
 
 
 class LabelEditor:
@@ -198,7 +196,7 @@ class LabelEditor:
 
     @classmethod
     def from_slide(cls, slide, **kwargs) -> LabelEditor:
-        path = slide.paths.annotation or slide.paths.default_annotation_path
+        path = slide.source.save_target.path
         return cls(
             slide.spots["spot_id"].astype(str).tolist(),
             table=slide.annotation,
@@ -233,6 +231,10 @@ class LabelEditor:
         out = self._labels.copy()
         out[np.equal(out, None)] = np.nan
         return out
+
+    def labels_at(self, indices) -> np.ndarray:
+        """The labels of the spots at `indices` (None = unlabelled). A copy."""
+        return self._labels[indices]
 
     def label_of(self, index: int) -> str | None:
         return self._labels[index]
@@ -273,7 +275,7 @@ class LabelEditor:
         idx = np.unique(np.asarray(spot_indices, dtype=np.int64).ravel())
         if not self.hidden_labels or idx.size == 0:
             return idx, 0
-        from .coloring import visible_mask
+        from ..core.labels import visible_mask
 
         visible = visible_mask(self._labels[idx], self.hidden_labels)
         return idx[visible], int(idx.size - visible.sum())
@@ -307,29 +309,6 @@ class LabelEditor:
     def _notify(self, indices: np.ndarray | None) -> None:
         for view in list(self._views):
             view(indices)
-
-    def bind_layer(self, layer) -> View:
-        """Keep `layer.features["label"]` in sync and emit `layer.events.features` after each edit."""
-        n = len(layer.data)
-        if n != len(self.spot_ids):
-            raise ValueError(f"layer {layer.name!r} has {n} points but the slide has {len(self.spot_ids)} spots")
-
-        def update_layer(indices):
-            features = layer.features
-            if len(features) != len(self.spot_ids):
-                return  # points were added/removed by hand: the editor, not the layer, holds the labels
-            if indices is None or "label" not in features.columns or features["label"].dtype != object:
-                features["label"] = self.labels_for_layer()
-            else:
-                values = self._labels[indices].copy()
-                values[np.equal(values, None)] = np.nan
-                column = features.columns.get_loc("label")
-                features.iloc[indices, column] = values
-            layer.events.features()
-
-        self.add_view(update_layer)
-        update_layer(None)
-        return update_layer
 
     # -- editing -------------------------------------------------------------------------------
     def _expand(self, spot_indices) -> np.ndarray:
@@ -601,32 +580,3 @@ class SaveJob:
             self.changes, append_order=self.append_order, append_unlabelled=self.append_unlabelled
         )
         return write_annotation(table, self.path, expected=self.expected, check_changed=self.check_changed)
-
-
-def editor_for_layer(layer, create: bool = True) -> LabelEditor | None:
-    """The label editor kept in `layer.metadata["stimage_label_editor"]` (made on first use).
-
-    A spots Points layer is bound as a view; a bin-labels layer is bound by `bins.bind_bin_labels`.
-    To share one editor between layers of a slide,
-    put the same editor in each layer's metadata under `EDITOR_KEY`.
-    """
-    from .layers import slide_of
-
-    editor = layer.metadata.get(EDITOR_KEY)
-    if editor is not None or not create:
-        return editor
-    from .bins import bind_bin_labels, is_bin_labels_layer
-
-    if is_bin_labels_layer(layer):
-        return bind_bin_labels(layer).editor  # the raster must follow the editor from its first edit
-    slide = slide_of(layer)
-    if slide is None:
-        raise ValueError(f"layer {layer.name!r} is not a napari-stimage spots layer")
-    editor = LabelEditor.from_slide(slide)
-    features = getattr(layer, "features", None)
-    layer.metadata[EDITOR_KEY] = editor
-    if features is not None and len(features) == slide.n_spots:
-        editor.bind_layer(layer)  # a spots Points layer; other layers (bin rasters) add their own view
-        # views of the label column (the colour widget's legend) now follow the editor's order
-        layer.events.features()
-    return editor

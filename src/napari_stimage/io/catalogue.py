@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import SlideError
-from .layout import ANNO_SUFFIX, COORD_SUFFIX, COUNT_SUFFIX, IMAGE_SUFFIX, TECHNOLOGIES
+from ..core.errors import SlideError
+from .stimage.layout import ANNO_SUFFIX, COORD_SUFFIX, COUNT_SUFFIX, IMAGE_SUFFIX, TECHNOLOGIES
 
 COLUMNS = [
     "slide", "dataset", "tech", "species", "tissue", "cancer", "spots", "genes", "annotated",

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import SlideError
-from .storage import atomic_write_bytes, file_lock, real_target
+from ...core.errors import SlideError
+from ...core.storage import atomic_write_bytes, file_lock, real_target
 
 MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan", "N/A", "<NA>"})
 DEFAULT_LABEL_COLUMN = "label"

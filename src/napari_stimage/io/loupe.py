@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotation import parse_label
-from .errors import SlideError, reading
-from .storage import atomic_write_bytes
+from ..core.errors import SlideError, reading
+from ..core.storage import atomic_write_bytes
+from .stimage.annotation import parse_label
 
 BARCODE_HEADER = "Barcode"
 

@@ -34,10 +34,11 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleRangeSlider, QLabeledDoubleSlider
 
-from . import coloring as col
-from ._following import LayerFollower
-from ._widget_curate import _ScrollArea
-from .layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH, initial_coloring, slide_of
+from .. import coloring as col
+from ..viewer.following import LayerFollower
+from ..viewer.layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH, initial_coloring
+from ..viewer.metadata import slide_of
+from .curate_widget import _ScrollArea
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
@@ -503,7 +504,7 @@ class ColorWidget(QWidget):
         slide = slide_of(self.layer)
         values = coloring.values(slide)
         n_points = len(self.layer.data)
-        ids = self.layer.features["spot_id"] if "spot_id" in self.layer.features else None
+        ids = self.layer.features.get("spot_id")
         if n_points == slide.n_spots and (ids is None or np.array_equal(ids.to_numpy(), slide.spots["spot_id"].to_numpy())):
             return values
         import pandas as pd
@@ -688,7 +689,7 @@ class ColorWidget(QWidget):
         """The curation order (hotkeys 1-9 follow it) when the layer has a label editor."""
         if self.state().label_column != "label":
             return None
-        from .editing import editor_for_layer
+        from ..viewer.editors import editor_for_layer
 
         editor = editor_for_layer(self.layer, create=False)
         return list(editor.categories()) if editor is not None else None
@@ -721,7 +722,7 @@ class ColorWidget(QWidget):
     def _protect_hidden(self, hidden_labels) -> None:
         """Hidden means protected: the slide's label editor (shared with the curation widget)
         keeps the hidden curated labels, so no selection or assignment touches their spots."""
-        from .editing import editor_for_layer
+        from ..viewer.editors import editor_for_layer
 
         editor = editor_for_layer(self.layer, create=False)
         if editor is not None:
@@ -848,7 +849,7 @@ class ColorWidget(QWidget):
         self.legend_layout.addStretch(1)
 
     def _pick_color(self, label: str):
-        current = dict((e.label, e.color) for e in self.legend_entries()).get(label, "#ffffff")
+        current = {e.label: e.color for e in self.legend_entries()}.get(label, "#ffffff")
         chosen = QColorDialog.getColor(QColor(current), self, f"Colour of {label}")
         if chosen.isValid():
             self.set_label_color(label, chosen.name())

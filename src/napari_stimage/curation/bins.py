@@ -9,15 +9,10 @@ H&E with the lattice's pitch (scale), origin (translate) and, if the grid is til
     >>> grid.layer_kwargs()                           # {'scale': ..., 'translate': ...} or affine
     >>> grid.spots_with_value(painted_labels, 3)      # spot indices a Labels layer painted with 3
 
-Label editing on bins: the "{slide} bin labels" Labels layer is linked to the slide's
-`editing.LabelEditor` by `bind_bin_labels(layer)` (a `LabelRasterSync`): every paint stroke,
-fill or polygon becomes one `editor.assign` per label, Ctrl+Z / Ctrl+Shift+Z on the layer go
-to the editor, and the editor's changes (undo, recovery, Loupe import) are drawn back into the
-raster in the label palette's colours. The one way layers get bound is `watch_viewer(viewer)`:
-it binds the bin-labels layers already in the viewer and each one inserted later, whichever
-way it came (napari's reader, `add_slide_to_viewer`). `add_slide_to_viewer` and the Curate
-widget install it, and `editing.editor_for_layer` binds on first use. Bins painted before
-their layer was bound are adopted as an undoable edit, never dropped.
+Label editing on bins: `LabelRasterSync` keeps a raster of label codes and the slide's
+`curation.editor.LabelEditor` in step: painted pixels become one `editor.assign` per label, and
+the editor's changes (undo, recovery, Loupe import) are written back into the raster. Putting it
+on a napari Labels layer (colours, key bindings, `watch_viewer`) is `viewer/bins.py`.
 """
 
 from __future__ import annotations
@@ -25,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..core.labels import is_unlabelled, unlabelled_mask
 
 DENSE_GRID_MIN_SPOTS = 50_000  # below this, Points stay fast enough and keep per-spot hover
 _MAX_RESIDUAL = 0.25  # of the pitch: how far a spot may sit from its lattice node
@@ -69,7 +66,7 @@ class BinGrid:
     def label_raster(self, labels) -> tuple[np.ndarray, list]:
         """A Labels-layer image of per-spot labels: 0 = unlabelled, k = categories[k - 1]."""
         labels = np.asarray(labels, dtype=object)
-        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or v == "" for v in labels])
+        missing = unlabelled_mask(labels)
         categories = sorted({str(v) for v in labels[~missing]})
         code_of = {c: i + 1 for i, c in enumerate(categories)}
         codes = np.zeros(self.n_spots, dtype=np.int32)
@@ -211,13 +208,10 @@ class LabelRasterSync:
         self.categories: list[str] = list(categories or [])
         self.codes = np.zeros(grid.n_spots, dtype=np.int32)
         self.raster = np.zeros(grid.shape, dtype=np.int32)
-        self.layer = None  # the Labels layer once bound
-        self._empty_pixels: np.ndarray | None = None
-        self._color_dict: dict | None = None
         self.on_editor_change(None)
 
     def code_of(self, label) -> int:
-        if label is None or (isinstance(label, float) and np.isnan(label)) or label == "":
+        if is_unlabelled(label):
             return 0
         label = str(label)
         if label not in self.categories:
@@ -302,193 +296,3 @@ class LabelRasterSync:
         codes = np.concatenate(new).astype(np.int64)
         keep = spots >= 0
         return self._assign_codes(spots[keep], codes[keep])
-
-    # -- colours ---------------------------------------------------------------------------------
-    def color_dict(self) -> dict:
-        """Code -> colour from the shared label palette (`coloring.LabelPalette`), 0 transparent.
-
-        The colour set is resolved over the labels in use plus the ones known to this raster,
-        as the label legend does, so a label has the same colour on bins as on spots.
-        """
-        from .coloring import LabelPalette
-        from .labels import label_categories
-
-        in_use = label_categories([*self.editor.categories(), *self.categories])
-        colors = LabelPalette().colors(in_use)
-        out = {None: "#808080", 0: "transparent"}  # None: a code napari made up before it is named
-        out.update({k + 1: colors[label] for k, label in enumerate(self.categories)})
-        return out
-
-    def refresh_colors(self, layer=None) -> bool:
-        """Give the Labels layer the palette's colours when they changed; True when they did."""
-        layer = layer if layer is not None else self.layer
-        if layer is None:
-            return False
-        colors = self.color_dict()
-        if colors == self._color_dict:
-            return False
-        from napari.utils.colormaps import DirectLabelColormap  # Qt-free
-
-        layer.colormap = DirectLabelColormap(color_dict=colors)
-        self._color_dict = colors
-        return True
-
-    # -- napari ----------------------------------------------------------------------------------
-    def _clear_empty_pixels(self, layer) -> bool:
-        """Pixels with no bin under them never hold a label (a brush paints them too)."""
-        if self._empty_pixels is None:
-            self._empty_pixels = np.flatnonzero(self.grid.spot_index_raster().reshape(-1) < 0)
-        flat = np.asarray(layer.data).reshape(-1)
-        if self._empty_pixels.size and flat[self._empty_pixels].any():
-            flat[self._empty_pixels] = 0
-            return True
-        return False
-
-    def bind(self, layer) -> None:
-        """Connect a napari Labels layer whose data is `self.raster` (painting -> editor -> raster).
-
-        Ctrl+Z / Ctrl+Shift+Z on the layer go to the editor: napari's own Labels undo would
-        change the pixels behind the editor's back.
-        """
-        from app_model.types import KeyCode, KeyMod
-
-        def view(indices):
-            self.on_editor_change(indices)
-            self.refresh_colors(layer)
-            layer.refresh()
-
-        def painted(event=None):
-            try:
-                if self.on_paint_atoms(getattr(event, "value", None)) is None:
-                    self.on_painted(layer.data)
-            except Exception:
-                self.on_editor_change(None)  # show what the editor holds, never a label it refused
-                layer.refresh()
-                raise
-            cleared = self._clear_empty_pixels(layer)
-            if not self.refresh_colors(layer) and cleared:
-                layer.refresh()
-
-        self.layer = layer
-        self.editor.add_view(view)
-        # An emitter without callbacks is falsy, so test for the attribute, not its truth.
-        if hasattr(layer.events, "paint"):
-            layer.events.paint.connect(painted)
-        else:
-            layer.events.data.connect(lambda _event=None: self.on_painted(layer.data))
-        layer.bind_key(KeyMod.CtrlCmd | KeyCode.KeyZ, lambda _layer: self.editor.undo(), overwrite=True)
-        layer.bind_key(KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, lambda _layer: self.editor.redo(), overwrite=True)
-        self.refresh_colors(layer)
-
-
-BINS_SUFFIX = " bins"
-BIN_LABELS_SUFFIX = " bin labels"
-GRID_KEY = "stimage_bin_grid"
-CATEGORIES_KEY = "stimage_label_categories"
-SYNC_KEY = "stimage_label_sync"
-
-
-def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
-    """napari layer-data tuples for a dense grid: total counts as an image, labels as Labels.
-
-    Both carry the slide (`metadata["stimage_slide"]`) and the grid (`metadata["stimage_bin_grid"]`).
-    To show a gene: `layer.data = grid.raster(slide.gene_values(gene))`. Label editing on bins
-    needs `bind_bin_labels(labels_layer)`, which `watch_viewer` does for every viewer it watches.
-    """
-    from .layers import SLIDE_KEY
-
-    placement = grid.layer_kwargs()
-    meta = {SLIDE_KEY: slide, GRID_KEY: grid}
-    values = np.log1p(np.nan_to_num(slide.total_counts, nan=0.0))
-    counts = grid.raster(values)
-    layers = [
-        (
-            counts,
-            {"name": f"{slide.name}{BINS_SUFFIX}", "colormap": "viridis", "opacity": 0.7,
-             "metadata": {**meta, "stimage_values": "log1p total_counts"}, **placement},
-            "image",
-        )
-    ]
-    label_raster, categories = grid.label_raster(slide.labels)
-    layers.append(
-        (
-            label_raster,
-            {"name": f"{slide.name}{BIN_LABELS_SUFFIX}", "opacity": 0.5,
-             "metadata": {**meta, CATEGORIES_KEY: categories}, **placement},
-            "labels",
-        )
-    )
-    return layers
-
-
-def is_bin_labels_layer(layer) -> bool:
-    """A Labels layer of a slide's bins made by `bin_layer_data`."""
-    from napari.layers import Labels  # Qt-free
-
-    from .layers import slide_of
-
-    meta = getattr(layer, "metadata", None) or {}
-    return (
-        isinstance(layer, Labels)
-        and isinstance(meta.get(GRID_KEY), BinGrid)
-        and slide_of(layer) is not None
-    )
-
-
-def bin_labels_sync(layer) -> LabelRasterSync | None:
-    """The link `bind_bin_labels` made for this layer, or None while it is unbound."""
-    sync = (getattr(layer, "metadata", None) or {}).get(SYNC_KEY)
-    return sync if isinstance(sync, LabelRasterSync) and sync.layer is layer else None
-
-
-def bind_bin_labels(layer, editor=None) -> LabelRasterSync:
-    """Make a bin-labels Labels layer editable: painting bins assigns labels to their spots.
-
-    Uses (or creates from the slide) the `editing.LabelEditor`, stored in the layer's metadata
-    under the editor key, so `editing.editor_for_layer(layer)` finds it (undo, save, autosave).
-    Idempotent: a layer already bound returns its link. Bins painted before binding are kept
-    (`LabelRasterSync.adopt_painting`).
-    """
-    from .editing import EDITOR_KEY, LabelEditor
-    from .layers import slide_of
-
-    bound = bin_labels_sync(layer)
-    if bound is not None:
-        return bound
-    slide = slide_of(layer)
-    grid = layer.metadata.get(GRID_KEY)
-    if slide is None or grid is None:
-        raise ValueError(f"layer {layer.name!r} is not a napari-stimage bin-labels layer")
-    categories = layer.metadata.get(CATEGORIES_KEY)
-    editor = editor or layer.metadata.get(EDITOR_KEY) or LabelEditor.from_slide(slide)
-    sync = LabelRasterSync(grid, editor, categories)
-    painted = np.asarray(layer.data)
-    if painted.shape == grid.shape:
-        pristine, _ = grid.label_raster(slide.labels)  # what bin_layer_data drew, codes of `categories`
-        sync.adopt_painting(painted, pristine)
-    layer.data = sync.raster
-    layer.metadata[EDITOR_KEY] = editor
-    layer.metadata[SYNC_KEY] = sync
-    sync.bind(layer)
-    return sync
-
-
-def _bind_inserted_layer(event) -> None:
-    layer = getattr(event, "value", None)
-    if is_bin_labels_layer(layer):
-        bind_bin_labels(layer)
-
-
-def watch_viewer(viewer) -> None:
-    """Bind every bin-labels layer of `viewer` to a label editor, now and whenever one is added.
-
-    This is the one place bins become editable. `layers.add_slide_to_viewer` (the path of
-    `napari-stimage open`/`demo`) and the Curate widget (any layer napari's reader added) call it;
-    calling it again is harmless.
-    """
-    emitter = viewer.layers.events.inserted
-    if _bind_inserted_layer not in emitter.callbacks:
-        emitter.connect(_bind_inserted_layer)
-    for layer in list(viewer.layers):
-        if is_bin_labels_layer(layer):
-            bind_bin_labels(layer)

@@ -23,6 +23,7 @@ from the moment they are inserted.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from pathlib import Path
 
@@ -48,12 +49,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import bins
-from ._following import HELPER_KEY, LayerFollower, unwrap
-from .annotation import AnnotationChangedOnDisk, AnnotationDeletedOnDisk
-from .editing import LabelEditor, editor_for_layer, near_duplicate, normalise_label
-from .layers import slide_of
-from .selection import SpotIndex, points_in_polygon, points_in_rectangle
+from ..core.selection import SpotIndex, points_in_polygon, points_in_rectangle
+from ..curation.editor import LabelEditor, near_duplicate, normalise_label
+from ..io.stimage.annotation import AnnotationChangedOnDisk, AnnotationDeletedOnDisk
+from ..viewer import bins
+from ..viewer.editors import editor_for_layer
+from ..viewer.following import HELPER_KEY, LayerFollower, unwrap
+from ..viewer.metadata import slide_of
 
 TOOLS = ("pan", "click", "rectangle", "lasso", "brush")
 TOOL_TITLES = {"pan": "Pan/zoom", "click": "Click", "rectangle": "Rectangle", "lasso": "Lasso", "brush": "Brush"}
@@ -188,7 +190,7 @@ class CurateWidget(QWidget):
         self.viewer = napari_viewer
         self.layer = None
         self.editor: LabelEditor | None = None
-        self.sync: bins.LabelRasterSync | None = None  # set while the chosen layer is a bin-labels layer
+        self.sync: bins.LabelsLayerSync | None = None  # set while the chosen layer is a bin-labels layer
         self.tool = "pan"
         self._save_worker = None
         self._bound_keys: list = []
@@ -460,7 +462,7 @@ class CurateWidget(QWidget):
 
         bindings = {str(n): hotkey(n) for n in range(1, 10)}
         bindings.update({key: (lambda _layer: self.assign_to_selection(None)) for key in CLEAR_KEYS})
-        if not self.is_bins:  # a bound bin layer already sends Ctrl+Z to the editor (bins.LabelRasterSync.bind)
+        if not self.is_bins:  # a bound bin layer already sends Ctrl+Z to the editor (bins.LabelsLayerSync.bind)
             bindings["Control-Z"] = lambda _layer: self.undo()
             bindings["Control-Shift-Z"] = lambda _layer: self.redo()
             bindings.update({key: tool_key(tool) for tool, key in TOOL_KEYS.items()})
@@ -518,10 +520,8 @@ class CurateWidget(QWidget):
 
     def _unbind_keys(self) -> None:
         for key in self._bound_keys:
-            try:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
                 self.layer.bind_key(key, None)
-            except (KeyError, ValueError, TypeError):
-                pass
         self._bound_keys = []
 
     # -- selection -------------------------------------------------------------------------------
@@ -937,7 +937,7 @@ class CurateWidget(QWidget):
         return self.save(path) if path else None
 
     def import_loupe_dialog(self) -> None:
-        from .loupe import import_loupe
+        from ..io.loupe import import_loupe
 
         path, _ = QFileDialog.getOpenFileName(self, "Import Loupe category CSV", "", "CSV (*.csv)")
         if path and self.editor is not None:
@@ -952,7 +952,7 @@ class CurateWidget(QWidget):
             self._notify(f"imported {len(result.labels)} label(s) of '{result.category}' (one undo step){extra}")
 
     def export_loupe_dialog(self) -> None:
-        from .loupe import export_loupe
+        from ..io.loupe import export_loupe
 
         path, _ = QFileDialog.getSaveFileName(self, "Export Loupe category CSV", "", "CSV (*.csv)")
         if path and self.editor is not None:

@@ -1,6 +1,8 @@
 """A slide as a plain Python object: spots, expression, annotation and image, joined on spot id.
 
-This is the Qt-free core the reader, the widgets, `render` and scripts share:
+This is the Qt-free core the reader, the widgets, `render` and scripts share. A slide knows where
+it came from only through its `source` (`core.source.SlideSource`: name, technology, image, where
+labels are saved); the readers in `io/` build slides, `io.registry.load_slide` picks the reader:
 
     >>> from napari_stimage import load_slide
     >>> slide = load_slide("STimage-1K4M/Visium/coord/SLIDE_coord.csv")
@@ -10,20 +12,16 @@ This is the Qt-free core the reader, the widgets, `render` and scripts share:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .annotation import AnnotationTable, read_annotation
-from .errors import SlideError, reading
 from .expression import Expression
-from .layout import SlidePaths, resolve_slide
+from .progress import CancelCallback, ProgressCallback
+from .source import LabelTable, SlideSource
 
-ProgressCallback = Callable[[int, int], None]
 N_DEFAULT_GENES = 50
 BASE_FEATURES = ("spot_id", "label", "total_counts", "n_genes")
 
@@ -68,88 +66,27 @@ class JoinReport:
         return f"{slide_name}: {len(messages)} note(s) on opening\n" + "\n".join(f"- {m}" for m in messages)
 
 
-def _repeated(ids) -> list[str]:
-    s = pd.Series(ids)
-    return s[s.duplicated()].astype(str).unique().tolist()
-
-
-def read_coords(path: str | Path) -> pd.DataFrame:
-    """Spots of a coord file: columns spot_id, y, x, r in file order (ids may repeat)."""
-    path = Path(path)
-    with reading(path, "coord file"):
-        df = pd.read_csv(path, dtype={0: str}, keep_default_na=False, na_values=[""])
-    missing = [c for c in ("yaxis", "xaxis", "r") if c not in df.columns]
-    if missing:
-        raise SlideError(
-            path, f"the coord file lacks column(s) {', '.join(missing)} (expected header ',yaxis,xaxis,r')"
-        )
-    spots = pd.DataFrame(
-        {
-            "spot_id": df.iloc[:, 0].astype(str).to_numpy(dtype=object),
-            "y": pd.to_numeric(df["yaxis"], errors="coerce").to_numpy(np.float64),
-            "x": pd.to_numeric(df["xaxis"], errors="coerce").to_numpy(np.float64),
-            "r": pd.to_numeric(df["r"], errors="coerce").to_numpy(np.float64),
-        }
-    )
-    if spots.empty:
-        raise SlideError(path, "the coord file has no spots")
-    _check_geometry(path, spots, df)
-    return spots
-
-
-MAX_COORDINATE = 1e7  # pixels; the largest slide images are ~1e5 wide
-
-
-def _check_geometry(path: Path, spots: pd.DataFrame, cells: pd.DataFrame) -> None:
-    """Numeric, finite positions within +-`MAX_COORDINATE`, radii in 0..`MAX_COORDINATE`:
-    anything else would break napari (Qt overflow) and render later, far from its cause."""
-    for column, name in (("y", "yaxis"), ("x", "xaxis"), ("r", "r")):
-        values = spots[column].to_numpy(np.float64)
-        low = 0.0 if column == "r" else -MAX_COORDINATE
-        bad = ~np.isfinite(values) | (values < low) | (values > MAX_COORDINATE)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            cell = cells[name].iloc[i]
-            what = "missing" if pd.isna(cell) or str(cell).strip() == "" else f"{str(cell)[:40]!r}"
-            raise SlideError(
-                path,
-                f"column {name}, line {i + 2} (spot {spots['spot_id'].iloc[i]}): {what} is not a "
-                f"{'radius' if column == 'r' else 'coordinate'} in {low:g}..{MAX_COORDINATE:g}"
-                f" ({int(bad.sum())} bad value(s) in this column)",
-            )
-
-
-def load_expression(
-    path: Path,
-    progress: ProgressCallback | None = None,
-    cancel: Callable[[], bool] | None = None,
-    notes: list[str] | None = None,
-) -> Expression:
-    """The expression of a count file (the single place slides get their counts from).
-
-    Goes through the on-disk cache (`cache.py`): parsed once, memory-mapped on later opens.
-    """
-    from .cache import load_expression_cached
-
-    return load_expression_cached(path, progress=progress, cancel=cancel, notes=notes)
-
-
 @dataclass
 class Slide:
-    paths: SlidePaths
+    source: SlideSource
     spots: pd.DataFrame
     expression: Expression | None
-    annotation: AnnotationTable | None
+    annotation: LabelTable | None  # the labels as the source stores them (for STimage: its annotation CSV)
     report: JoinReport
     expression_rows: np.ndarray  # per spot: its row in expression.matrix, or -1
 
     @property
     def name(self) -> str:
-        return self.paths.name
+        return self.source.name
 
     @property
     def tech(self) -> str | None:
-        return self.paths.tech
+        return self.source.technology
+
+    @property
+    def paths(self):
+        """The source's files when it has a file set (STimage-1K4M: `SlidePaths`), else None."""
+        return getattr(self.source, "paths", None)
 
     @property
     def n_spots(self) -> int:
@@ -182,15 +119,11 @@ class Slide:
         return self.load_image()
 
     def load_image(
-        self, progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None
+        self, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None
     ) -> list | None:
         """Decode the image now (building its cached pyramid the first time, with progress)."""
         if "image_levels" not in self.__dict__:
-            levels = None
-            if self.paths.image is not None:
-                from .images import read_image
-
-                levels = read_image(self.paths.image, progress=progress, cancel=cancel, notes=self.report.notes)
+            levels = self.source.load_image(progress=progress, cancel=cancel, notes=self.report.notes)
             self.__dict__["image_levels"] = levels  # fills the cached_property
         return self.__dict__["image_levels"]
 
@@ -265,93 +198,7 @@ class Slide:
         adata.uns["spatial"] = {
             self.name: {
                 "scalefactors": {"spot_diameter_fullres": float(2 * spots["r"].median())},
-                "metadata": {"tech": self.tech or "", "source": str(self.paths.coord)},
+                "metadata": {"tech": self.tech or "", "source": str(self.source.location)},
             }
         }
         return adata
-
-
-def _progress_share(progress: ProgressCallback | None, start: float, end: float) -> ProgressCallback | None:
-    """Report a step's progress as the [start, end] share of one overall 0..1000 bar."""
-    if progress is None:
-        return None
-    return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
-
-
-def _remove_stale_temp_files(paths: SlidePaths) -> None:
-    """Temporary files of saves and cache builds that a killed process left behind."""
-    from .cache import remove_stale_temp_files_once
-    from .storage import remove_stale_temp_files
-
-    remove_stale_temp_files_once()
-    annotation = paths.annotation or paths.default_annotation_path
-    remove_stale_temp_files(annotation.parent, recurse=False)
-
-
-def load_slide(
-    path: str | Path | SlidePaths,
-    progress: ProgressCallback | None = None,
-    decode_image: bool = False,
-    cancel: Callable[[], bool] | None = None,
-) -> Slide:
-    """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input.
-
-    With `decode_image` the image is decoded too (its pyramid built on first use), and
-    `progress` covers both steps; an image that cannot be decoded is then reported in
-    `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
-    when first asked for (and a bad one raises then). When `cancel()` turns True the long steps
-    stop and `expression.Cancelled` is raised; nothing half-built is left in the cache.
-    """
-    paths = path if isinstance(path, SlidePaths) else resolve_slide(path)
-    if paths is None:
-        raise SlideError(path, "not a file of an STimage-1K4M slide (no matching _coord.csv found)")
-    _remove_stale_temp_files(paths)
-    spots = read_coords(paths.coord)
-    report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]), notes=list(paths.unusable))
-    coord_ids = set(spots["spot_id"])
-
-    expression = None
-    rows = np.full(len(spots), -1, dtype=np.int64)
-    if paths.count is not None:
-        expression = load_expression(
-            paths.count, _progress_share(progress, 0.0, 0.8 if decode_image else 1.0), cancel, notes=report.notes
-        )
-        count_ids = pd.Index(expression.spot_ids)
-        report.repeated_count_ids = _repeated(count_ids)
-        first_row = pd.Series(np.arange(len(count_ids)), index=count_ids)
-        first_row = first_row[~first_row.index.duplicated()]
-        rows = first_row.reindex(spots["spot_id"]).fillna(-1).to_numpy(np.int64)
-        if (rows < 0).all():
-            raise SlideError(
-                paths.count,
-                f"none of its {len(count_ids)} spot ids match the {len(spots)} spots of {paths.coord.name}",
-            )
-        report.coord_not_in_count = spots.loc[rows < 0, "spot_id"].astype(str).unique().tolist()
-        report.count_not_in_coord = [s for s in first_row.index if s not in coord_ids]
-
-    annotation = None
-    if paths.annotation is not None:
-        annotation = read_annotation(paths.annotation)
-        report.repeated_annotation_ids = annotation.repeated_ids()
-        report.annotation_not_in_coord = list(
-            dict.fromkeys(s for s in annotation.spot_ids if s not in coord_ids)
-        )
-
-    slide = Slide(
-        paths=paths,
-        spots=spots,
-        expression=expression,
-        annotation=annotation,
-        report=report,
-        expression_rows=rows,
-    )
-    if decode_image:
-        try:
-            slide.load_image(_progress_share(progress, 0.8, 1.0), cancel)
-        except SlideError as exc:
-            # a damaged image should not hide the spots, expression and labels: open without it
-            report.image_error = str(exc)
-            slide.__dict__["image_levels"] = None
-    if progress is not None:
-        progress(1000, 1000)
-    return slide

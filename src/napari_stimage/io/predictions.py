@@ -2,7 +2,7 @@
 against the measured counts. Qt-free.
 
     >>> from napari_stimage import load_slide
-    >>> from napari_stimage.predictions import load_predictions, compare
+    >>> from napari_stimage.io.predictions import load_predictions, compare
     >>> slide = load_slide("STimage-1K4M/Visium/coord/SLIDE_coord.csv")
     >>> pred = load_predictions(slide, "pred_SLIDE.h5ad", barcodes="SLIDE.h5")  # barcodes optional
     >>> pred.gene_values("ERBB2")        # per spot of the slide, NaN where nothing was predicted
@@ -21,9 +21,7 @@ Anything else raises `SlideError` saying what did not match: a prediction is nev
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import SlideError
+from ..core.errors import SlideError
 
 COORDINATE_RANGE = 100.0  # STPath rescales each axis to [0, 100]
 # Largest difference, on that 0-100 scale, between obsm['coordinates'] and the rescaling
@@ -70,7 +68,7 @@ def read_prediction_file(path: str | Path) -> PredictionFile:
     """Read a prediction `.h5ad` (dense or sparse `X`). Raises SlideError naming the file."""
     import anndata as ad
 
-    from .expression import make_unique
+    from ..core.expression import make_unique
 
     path = Path(path)
     if not path.is_file():
@@ -505,7 +503,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
 def write_results(path: str | Path, comparisons: Sequence[Comparison]) -> Path:
     """Write `results.json` (HEST's format, one model) or a `.csv` table (any number of models),
     atomically. Raises ValueError for another suffix or several models in a JSON file."""
-    from .storage import atomic_write_bytes
+    from ..core.storage import atomic_write_bytes
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -520,59 +518,3 @@ def write_results(path: str | Path, comparisons: Sequence[Comparison]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "predictions",
-        help="judge predicted expression (e.g. STPath's .h5ad) against a slide's counts",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("path", help="any file of the slide (image, coord, count or annotation)")
-    p.add_argument("predictions", nargs="+", help="prediction .h5ad file(s); several give a column set per model")
-    p.add_argument("--barcodes", action="append", default=[], metavar="EMB.h5",
-                   help="the embeddings .h5 a prediction was made from (its 'barcodes' place the rows); "
-                        "once for all prediction files, or once per file in the same order")
-    p.add_argument("--out", required=True, help="results.json (HEST's format, one model) or table.csv")
-    p.set_defaults(func=_cmd_predictions)
-    return p
-
-
-def barcodes_per_file(barcodes: Sequence[str], n_files: int) -> list[str | None]:
-    """The --barcodes of each prediction file: none, one for all, or one each."""
-    if not barcodes:
-        return [None] * n_files
-    if len(barcodes) == 1:
-        return list(barcodes) * n_files
-    if len(barcodes) != n_files:
-        raise ValueError(f"{len(barcodes)} --barcodes for {n_files} prediction files: give one, or one per file")
-    return list(barcodes)
-
-
-def _cmd_predictions(args) -> int:
-    from .slide import load_slide
-
-    out = Path(args.out)
-    if out.suffix.lower() not in (".json", ".csv") or (out.suffix.lower() == ".json" and len(args.predictions) > 1):
-        print("napari-stimage predictions: --out must be results.json (one prediction file) or a .csv table",
-              file=sys.stderr)
-        return 2
-    try:
-        per_file = barcodes_per_file(args.barcodes, len(args.predictions))
-    except ValueError as exc:
-        print(f"napari-stimage predictions: {exc}", file=sys.stderr)
-        return 2
-    slide = load_slide(args.path)
-    comparisons = [
-        compare(slide, load_predictions(slide, pred, barcodes)) for pred, barcodes in zip(args.predictions, per_file)
-    ]
-    write_results(out, comparisons)
-    for c in comparisons:
-        print(c.summary())
-    print(f"wrote {out}")
-    return 0

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SlideError
+from ..core.errors import SlideError
+from ..core.keys import path_key
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -61,10 +62,7 @@ def _tiff_levels(path: Path) -> list:
     try:
         store = tif.series[0].aszarr()
         group = zarr.open(store, mode="r")
-        if isinstance(group, zarr.Array):
-            levels = [group]
-        else:
-            levels = [group[k] for k in sorted(group.array_keys(), key=int)]
+        levels = [group] if isinstance(group, zarr.Array) else [group[k] for k in sorted(group.array_keys(), key=int)]
     except Exception:
         # Some HEST pyramids break tifffile's series parsing ("incompatible keyframe"):
         # read the pages one by one instead.
@@ -123,15 +121,14 @@ def read_image(path: str | Path, progress=None, cancel=None, notes: list[str] | 
         raise SlideError(path, "not a PNG, JPEG or TIFF image (unrecognised file signature)")
     shape = check_declared_size(path)
     try:
-        if kind in ("png", "jpeg"):
-            if shape is not None and shape[0] * shape[1] >= PYRAMID_MIN_PIXELS:
-                from .cache import CacheUnavailable, unusable_folder_note
+        if kind in ("png", "jpeg") and shape is not None and shape[0] * shape[1] >= PYRAMID_MIN_PIXELS:
+            from .cache import CacheUnavailable, unusable_folder_note
 
-                try:
-                    return _tiff_levels(ensure_pyramid(path, progress=progress, cancel=cancel))
-                except (OSError, CacheUnavailable) as exc:  # the cache side: decode in memory below
-                    if notes is not None:
-                        notes.append(unusable_folder_note(exc, "image pyramid not cached, decoded into memory"))
+            try:
+                return _tiff_levels(ensure_pyramid(path, progress=progress, cancel=cancel))
+            except (OSError, CacheUnavailable) as exc:  # the cache side: decode in memory below
+                if notes is not None:
+                    notes.append(unusable_folder_note(exc, "image pyramid not cached, decoded into memory"))
         if kind == "tiff":
             levels = _tiff_levels(path)
             if not levels:
@@ -148,7 +145,7 @@ def read_image(path: str | Path, progress=None, cancel=None, notes: list[str] | 
     except SlideError:
         raise
     except Exception as exc:  # PIL/tifffile raise many types for damaged files
-        from .expression import Cancelled
+        from ..core.progress import Cancelled
 
         if isinstance(exc, Cancelled):
             raise
@@ -218,19 +215,16 @@ PYRAMID_FORMAT_VERSION = 1
 
 
 def pyramid_cache_path(source: str | Path) -> Path:
-    import hashlib
-
     from .cache import cache_dir
 
-    key = hashlib.sha1(str(Path(source).resolve()).encode("utf-8")).hexdigest()
-    return cache_dir() / f"images-v{PYRAMID_FORMAT_VERSION}" / f"{key}.tif"
+    return cache_dir() / f"images-v{PYRAMID_FORMAT_VERSION}" / f"{path_key(source)}.tif"
 
 
 def pyramid_is_valid(source: str | Path) -> bool:
     """True when the cached pyramid exists, is the one its meta file describes (the pyramid's own
     fingerprint) and was made from this exact source (the source's fingerprint)."""
+    from ..core.storage import file_fingerprint
     from .cache import CacheInvalid, _read_meta_object
-    from .storage import file_fingerprint
 
     tif = pyramid_cache_path(source)
     try:
@@ -252,7 +246,7 @@ def ensure_pyramid(source: str | Path, progress=None, cancel=None, force: bool =
     """
     import json
 
-    from .storage import atomic_write_text, file_fingerprint, temp_name
+    from ..core.storage import atomic_write_text, file_fingerprint, temp_name
 
     source = Path(source)
     out = pyramid_cache_path(source)
@@ -293,7 +287,7 @@ def _vips():
 
 
 def _pyramid_with_vips(source: Path, out: Path, progress, cancel) -> None:
-    from .expression import Cancelled
+    from ..core.progress import Cancelled
 
     pyvips = _vips()
     # fail_on: a truncated or damaged file is an error, not a pyramid that ends in grey
@@ -342,7 +336,7 @@ def _pyramid_with_pil(source: Path, out: Path, progress, cancel) -> None:
     import tifffile
     from PIL import Image
 
-    from .expression import Cancelled
+    from ..core.progress import Cancelled
 
     Image.MAX_IMAGE_PIXELS = None
     with Image.open(source) as im:
@@ -351,8 +345,8 @@ def _pyramid_with_pil(source: Path, out: Path, progress, cancel) -> None:
     while max(levels[-1].shape[:2]) > PYRAMID_TILE:
         levels.append(_downsample2(levels[-1]))
     with tifffile.TiffWriter(out, bigtiff=True) as tif:
-        options = dict(tile=(PYRAMID_TILE, PYRAMID_TILE), compression="jpeg",
-                       photometric="rgb" if array.ndim == 3 else "minisblack")
+        options = {"tile": (PYRAMID_TILE, PYRAMID_TILE), "compression": "jpeg",
+                   "photometric": "rgb" if array.ndim == 3 else "minisblack"}
         tif.write(levels[0], subifds=len(levels) - 1, **options)
         for i, level in enumerate(levels[1:], start=1):
             if cancel is not None and cancel():

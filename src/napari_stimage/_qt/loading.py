@@ -16,12 +16,13 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     import threading
 
     from napari.qt.threading import create_worker
-    from napari.utils.notifications import show_error, show_info, show_warning
+    from napari.utils.notifications import show_error, show_info
     from napari.utils.progress import cancelable_progress
 
-    from .expression import Cancelled
-    from .layers import add_slide_to_viewer, slide_layer_data
-    from .slide import load_slide
+    from ..core.progress import Cancelled
+    from ..io.registry import load_slide
+    from ..viewer.layers import add_slide_to_viewer, slide_layer_data
+    from ..viewer.report import show_opening_report
 
     def work():
         # load_slide reports progress through a callback on its own thread; this generator
@@ -62,8 +63,7 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     def on_returned(result):
         slide, layer_data = result
         add_slide_to_viewer(viewer, slide, layer_data)
-        if slide.report:
-            show_warning(slide.report.summary(slide.name))
+        show_opening_report(slide)
         if dock_widgets:
             add_dock_widgets(viewer)
             # the docks narrow the canvas once Qt lays them out: fit the slide to that canvas

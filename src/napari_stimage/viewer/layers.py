@@ -14,9 +14,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .slide import Slide
+from .. import coloring as col
+from ..core.labels import is_unlabelled
+from ..core.slide import Slide
+from ..curation.bins import bin_grid
+from .bins import bin_layer_data, watch_viewer
+from .metadata import SLIDE_KEY, slide_of
 
-SLIDE_KEY = "stimage_slide"
 SPOTS_SUFFIX = " spots"
 
 
@@ -38,8 +42,6 @@ def image_layer_data(slide: Slide) -> tuple | None:
 def initial_coloring(slide: Slide, labels) -> tuple[str | None, str | None]:
     """What a slide opens coloured by: ("label", None) when it has any pathologist label, else
     ("gene", its most variable gene), else (None, None). The reader and the widget both follow it."""
-    from .labels import is_unlabelled
-
     if any(not is_unlabelled(v) for v in labels):
         return "label", None
     if slide.default_genes:
@@ -49,8 +51,6 @@ def initial_coloring(slide: Slide, labels) -> tuple[str | None, str | None]:
 
 def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
     """The colours of `initial_coloring`, computed as the "Color spots" widget does (log1p, autoscaled)."""
-    from . import coloring as col
-
     mode, gene = initial_coloring(slide, labels)
     if mode == "label":
         return col.label_colors(labels, col.LabelPalette())
@@ -85,10 +85,8 @@ def spots_layer_data(slide: Slide) -> tuple:
 def slide_layer_data(slide: Slide) -> list[tuple]:
     """Image (when the slide has one) then spots, as napari layer-data tuples.
 
-    Dense bin grids (VisiumHD) get raster layers instead of Points: see `bins.py`.
+    Dense bin grids (VisiumHD) get raster layers instead of Points: see `viewer/bins.py`.
     """
-    from .bins import bin_grid, bin_layer_data
-
     layers = []
     image = image_layer_data(slide)
     if image is not None:
@@ -106,18 +104,9 @@ def add_slide_to_viewer(viewer, slide: Slide, layer_data: list[tuple] | None = N
 
     Bin-labels layers come out bound to a label editor (painting bins edits the annotation).
     """
-    from .bins import watch_viewer
-
     watch_viewer(viewer)
     layer_data = slide_layer_data(slide) if layer_data is None else layer_data
     return [getattr(viewer, f"add_{kind}")(data, **meta) for data, meta, kind in layer_data]
-
-
-def slide_of(layer) -> Slide | None:
-    """The slide a layer was opened from, or None for layers this plugin did not make."""
-    meta = getattr(layer, "metadata", None) or {}
-    slide = meta.get(SLIDE_KEY)
-    return slide if isinstance(slide, Slide) else None
 
 
 def add_gene_features(layer, genes: str | Iterable[str]) -> list[str]:

@@ -1,0 +1,87 @@
+"""The one list of slide readers. `load_slide`, the npe2 reader, `napari-stimage open`, `render`
+and `convert` all ask it which reader owns a path, so a new format is one module that registers
+itself here (see docs/architecture.md).
+
+A reader module calls `register(SlideReader(...))` when imported; the built-in ones are listed in
+`BUILTIN_READERS` and imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import SlideError
+from ..core.progress import CancelCallback, ProgressCallback
+from ..core.slide import Slide
+
+BUILTIN_READERS = ("napari_stimage.io.stimage",)
+
+
+@dataclass(frozen=True)
+class SlideReader:
+    name: str
+    kind: str  # "an STimage-1K4M slide": what the reader opens, for messages
+    missing: str  # why a path was not recognised, briefly (for `load_slide`'s error)
+    expected: str  # which files it opens (for the command line's error)
+    # a path (or this reader's own handle) -> the reader's handle of its slide; None when the
+    # path is not this reader's. Never raises: the npe2 reader calls it on any file.
+    resolve: Callable[[object], object | None]
+    read: Callable[..., Slide]  # read(handle, progress=, decode_image=, cancel=) -> Slide
+    find: Callable[[Path], list]  # the handles of every slide under a folder, sorted by name
+
+
+_readers: dict[str, SlideReader] = {}
+
+
+def register(reader: SlideReader) -> None:
+    """Add a reader (a reader registered again under its name replaces the earlier one)."""
+    _readers[reader.name] = reader
+
+
+def readers() -> list[SlideReader]:
+    for module in BUILTIN_READERS:
+        importlib.import_module(module)  # not a static import: reader modules import this one
+    return list(_readers.values())
+
+
+def resolve(path) -> tuple[SlideReader, object] | None:
+    """The reader that owns `path` and its handle of the slide, or None. Never raises."""
+    for reader in readers():
+        handle = reader.resolve(path)
+        if handle is not None:
+            return reader, handle
+    return None
+
+
+def not_a_slide(detail: str = "missing") -> str:
+    """The message for a path no reader owns: "not a file of <kind> (<detail>)" per reader."""
+    return " or ".join(f"not a file of {r.kind} ({getattr(r, detail)})" for r in readers())
+
+
+def load_slide(
+    path,
+    progress: ProgressCallback | None = None,
+    decode_image: bool = False,
+    cancel: CancelCallback | None = None,
+) -> Slide:
+    """Load the slide that `path` (any of its files) belongs to. Raises SlideError on bad input.
+
+    With `decode_image` the image is decoded too (its pyramid built on first use), and
+    `progress` covers both steps; an image that cannot be decoded is then reported in
+    `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
+    when first asked for (and a bad one raises then). When `cancel()` turns True the long steps
+    stop and `core.progress.Cancelled` is raised; nothing half-built is left in the cache.
+    """
+    found = resolve(path)
+    if found is None:
+        raise SlideError(path, not_a_slide())
+    reader, handle = found
+    return reader.read(handle, progress=progress, decode_image=decode_image, cancel=cancel)
+
+
+def find_slides(root: str | Path) -> list:
+    """Every slide under `root`, as its reader's handles, reader by reader."""
+    return [handle for reader in readers() for handle in reader.find(Path(root))]

@@ -1,0 +1,210 @@
+"""Bin grids in napari: the raster layers of a dense grid and their link to the label editor.
+
+The model (`curation.bins`: `BinGrid`, `LabelRasterSync`) is Qt- and napari-free; this module
+puts it on napari layers. The "{slide} bin labels" Labels layer is linked to the slide's
+`curation.editor.LabelEditor` by `bind_bin_labels(layer)` (a `LabelsLayerSync`): every paint
+stroke, fill or polygon becomes one `editor.assign` per label, Ctrl+Z / Ctrl+Shift+Z on the
+layer go to the editor, and the editor's changes are drawn back into the raster in the label
+palette's colours. The one way layers get bound is `watch_viewer(viewer)`.
+"""
+
+from __future__ import annotations
+
+# napari is imported inside the functions that use it, so `import napari_stimage` stays light
+import numpy as np
+
+from ..coloring import LabelPalette
+from ..core.labels import label_categories
+from ..curation.bins import BinGrid, LabelRasterSync
+from ..curation.editor import LabelEditor
+from .metadata import EDITOR_KEY, SLIDE_KEY, slide_of
+
+
+class LabelsLayerSync(LabelRasterSync):
+    """A `LabelRasterSync` shown on a napari Labels layer (in the label palette's colours)."""
+
+    def __init__(self, grid: BinGrid, editor, categories: list[str] | None = None):
+        super().__init__(grid, editor, categories)
+        self.layer = None  # the Labels layer once bound
+        self._empty_pixels: np.ndarray | None = None
+        self._color_dict: dict | None = None
+
+    # -- colours ---------------------------------------------------------------------------------
+    def color_dict(self) -> dict:
+        """Code -> colour from the shared label palette (`coloring.LabelPalette`), 0 transparent.
+
+        The colour set is resolved over the labels in use plus the ones known to this raster,
+        as the label legend does, so a label has the same colour on bins as on spots.
+        """
+        in_use = label_categories([*self.editor.categories(), *self.categories])
+        colors = LabelPalette().colors(in_use)
+        out = {None: "#808080", 0: "transparent"}  # None: a code napari made up before it is named
+        out.update({k + 1: colors[label] for k, label in enumerate(self.categories)})
+        return out
+
+    def refresh_colors(self, layer=None) -> bool:
+        """Give the Labels layer the palette's colours when they changed; True when they did."""
+        layer = layer if layer is not None else self.layer
+        if layer is None:
+            return False
+        colors = self.color_dict()
+        if colors == self._color_dict:
+            return False
+        from napari.utils.colormaps import DirectLabelColormap  # Qt-free
+
+        layer.colormap = DirectLabelColormap(color_dict=colors)
+        self._color_dict = colors
+        return True
+
+    # -- napari ----------------------------------------------------------------------------------
+    def _clear_empty_pixels(self, layer) -> bool:
+        """Pixels with no bin under them never hold a label (a brush paints them too)."""
+        if self._empty_pixels is None:
+            self._empty_pixels = np.flatnonzero(self.grid.spot_index_raster().reshape(-1) < 0)
+        flat = np.asarray(layer.data).reshape(-1)
+        if self._empty_pixels.size and flat[self._empty_pixels].any():
+            flat[self._empty_pixels] = 0
+            return True
+        return False
+
+    def bind(self, layer) -> None:
+        """Connect a napari Labels layer whose data is `self.raster` (painting -> editor -> raster).
+
+        Ctrl+Z / Ctrl+Shift+Z on the layer go to the editor: napari's own Labels undo would
+        change the pixels behind the editor's back.
+        """
+        from app_model.types import KeyCode, KeyMod
+
+        def view(indices):
+            self.on_editor_change(indices)
+            self.refresh_colors(layer)
+            layer.refresh()
+
+        def painted(event=None):
+            try:
+                if self.on_paint_atoms(getattr(event, "value", None)) is None:
+                    self.on_painted(layer.data)
+            except Exception:
+                self.on_editor_change(None)  # show what the editor holds, never a label it refused
+                layer.refresh()
+                raise
+            cleared = self._clear_empty_pixels(layer)
+            if not self.refresh_colors(layer) and cleared:
+                layer.refresh()
+
+        self.layer = layer
+        self.editor.add_view(view)
+        # An emitter without callbacks is falsy, so test for the attribute, not its truth.
+        if hasattr(layer.events, "paint"):
+            layer.events.paint.connect(painted)
+        else:
+            layer.events.data.connect(lambda _event=None: self.on_painted(layer.data))
+        layer.bind_key(KeyMod.CtrlCmd | KeyCode.KeyZ, lambda _layer: self.editor.undo(), overwrite=True)
+        layer.bind_key(KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, lambda _layer: self.editor.redo(), overwrite=True)
+        self.refresh_colors(layer)
+
+
+BINS_SUFFIX = " bins"
+BIN_LABELS_SUFFIX = " bin labels"
+GRID_KEY = "stimage_bin_grid"
+CATEGORIES_KEY = "stimage_label_categories"
+SYNC_KEY = "stimage_label_sync"
+
+
+def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
+    """napari layer-data tuples for a dense grid: total counts as an image, labels as Labels.
+
+    Both carry the slide (`metadata["stimage_slide"]`) and the grid (`metadata["stimage_bin_grid"]`).
+    To show a gene: `layer.data = grid.raster(slide.gene_values(gene))`. Label editing on bins
+    needs `bind_bin_labels(labels_layer)`, which `watch_viewer` does for every viewer it watches.
+    """
+    placement = grid.layer_kwargs()
+    meta = {SLIDE_KEY: slide, GRID_KEY: grid}
+    values = np.log1p(np.nan_to_num(slide.total_counts, nan=0.0))
+    counts = grid.raster(values)
+    layers = [
+        (
+            counts,
+            {"name": f"{slide.name}{BINS_SUFFIX}", "colormap": "viridis", "opacity": 0.7,
+             "metadata": {**meta, "stimage_values": "log1p total_counts"}, **placement},
+            "image",
+        )
+    ]
+    label_raster, categories = grid.label_raster(slide.labels)
+    layers.append(
+        (
+            label_raster,
+            {"name": f"{slide.name}{BIN_LABELS_SUFFIX}", "opacity": 0.5,
+             "metadata": {**meta, CATEGORIES_KEY: categories}, **placement},
+            "labels",
+        )
+    )
+    return layers
+
+
+def is_bin_labels_layer(layer) -> bool:
+    """A Labels layer of a slide's bins made by `bin_layer_data`."""
+    from napari.layers import Labels  # Qt-free
+
+    meta = getattr(layer, "metadata", None) or {}
+    return (
+        isinstance(layer, Labels)
+        and isinstance(meta.get(GRID_KEY), BinGrid)
+        and slide_of(layer) is not None
+    )
+
+
+def bin_labels_sync(layer) -> LabelsLayerSync | None:
+    """The link `bind_bin_labels` made for this layer, or None while it is unbound."""
+    sync = (getattr(layer, "metadata", None) or {}).get(SYNC_KEY)
+    return sync if isinstance(sync, LabelsLayerSync) and sync.layer is layer else None
+
+
+def bind_bin_labels(layer, editor=None) -> LabelsLayerSync:
+    """Make a bin-labels Labels layer editable: painting bins assigns labels to their spots.
+
+    Uses (or creates from the slide) the `curation.editor.LabelEditor`, stored in the layer's metadata
+    under the editor key, so `viewer.editors.editor_for_layer(layer)` finds it (undo, save, autosave).
+    Idempotent: a layer already bound returns its link. Bins painted before binding are kept
+    (`LabelRasterSync.adopt_painting`).
+    """
+    bound = bin_labels_sync(layer)
+    if bound is not None:
+        return bound
+    slide = slide_of(layer)
+    grid = layer.metadata.get(GRID_KEY)
+    if slide is None or grid is None:
+        raise ValueError(f"layer {layer.name!r} is not a napari-stimage bin-labels layer")
+    categories = layer.metadata.get(CATEGORIES_KEY)
+    editor = editor or layer.metadata.get(EDITOR_KEY) or LabelEditor.from_slide(slide)
+    sync = LabelsLayerSync(grid, editor, categories)
+    painted = np.asarray(layer.data)
+    if painted.shape == grid.shape:
+        pristine, _ = grid.label_raster(slide.labels)  # what bin_layer_data drew, codes of `categories`
+        sync.adopt_painting(painted, pristine)
+    layer.data = sync.raster
+    layer.metadata[EDITOR_KEY] = editor
+    layer.metadata[SYNC_KEY] = sync
+    sync.bind(layer)
+    return sync
+
+
+def _bind_inserted_layer(event) -> None:
+    layer = getattr(event, "value", None)
+    if is_bin_labels_layer(layer):
+        bind_bin_labels(layer)
+
+
+def watch_viewer(viewer) -> None:
+    """Bind every bin-labels layer of `viewer` to a label editor, now and whenever one is added.
+
+    This is the one place bins become editable. `layers.add_slide_to_viewer` (the path of
+    `napari-stimage open`/`demo`) and the Curate widget (any layer napari's reader added) call it;
+    calling it again is harmless.
+    """
+    emitter = viewer.layers.events.inserted
+    if _bind_inserted_layer not in emitter.callbacks:
+        emitter.connect(_bind_inserted_layer)
+    for layer in list(viewer.layers):
+        if is_bin_labels_layer(layer):
+            bind_bin_labels(layer)

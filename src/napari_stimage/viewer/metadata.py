@@ -1,0 +1,15 @@
+"""What napari-stimage keeps in a layer's metadata, and the way back from a layer to its slide."""
+
+from __future__ import annotations
+
+from ..core.slide import Slide
+
+SLIDE_KEY = "stimage_slide"
+EDITOR_KEY = "stimage_label_editor"
+
+
+def slide_of(layer) -> Slide | None:
+    """The slide a layer was opened from, or None for layers this plugin did not make."""
+    meta = getattr(layer, "metadata", None) or {}
+    slide = meta.get(SLIDE_KEY)
+    return slide if isinstance(slide, Slide) else None
