@@ -29,7 +29,7 @@ class SpotsOnlySource:
     def save_target(self) -> SaveTarget:
         return SaveTarget(self.location.with_suffix(".labels.csv"))
 
-    def load_image(self, progress=None, cancel=None):
+    def load_image(self, progress=None, cancel=None, notes=None):
         return None
 
 

@@ -378,7 +378,7 @@ def _cmd_render_comparison(args) -> int:
     from PIL import Image
 
     from .io.predictions import load_predictions
-    from .slide import load_slide
+    from .io.registry import load_slide
 
     if not (args.compare and args.predictions and args.gene) or args.label or "," in args.gene:
         print("napari-stimage render: a comparison needs --compare, --predictions PRED.h5ad and one --gene",
