@@ -77,6 +77,8 @@ class LabelsLayerSync(LabelRasterSync):
 
         def view(indices):
             self.on_editor_change(indices)
+            if layer.data is not self.raster:  # widened for more labels than its dtype holds
+                layer.data = self.raster
             self.refresh_colors(layer)
             layer.refresh()
 
