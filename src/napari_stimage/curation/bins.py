@@ -149,9 +149,10 @@ def _pitch_and_angle(positions: np.ndarray) -> tuple[float, float]:
     if not close.any():
         return rough, 0.0
     vec, d = vec[close], d[close]
-    # Neighbour directions fold onto [-45°, 45°) on a square lattice.
+    # The 4 neighbour directions of a square lattice agree modulo 90°: average them on the circle
+    # of 4θ (a median of angles folded onto [-45°, 45°) splits when the tilt is near ±45°).
     theta = np.arctan2(vec[:, 1], vec[:, 0])
-    angle = float(np.median((theta + np.pi / 4) % (np.pi / 2) - np.pi / 4))
+    angle = float(np.arctan2(np.sin(4 * theta).mean(), np.cos(4 * theta).mean()) / 4)
     return float(np.mean(d)), angle  # the mean of all 4 neighbours is unbiased; the nearest is not
 
 
