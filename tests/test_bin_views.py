@@ -41,7 +41,7 @@ def test_gene_on_bins_keeps_missing_and_silent_bins_apart(hd_slide):
     assert missing.size == 6
     coloring = col.GeneColoring(("ERBB2",), "log1p", "magma")
     values = col.GeneValues.of(coloring.values(slide))
-    silent = np.flatnonzero((values.values == 0))
+    silent = np.flatnonzero(values.values == 0)
     expressing = np.flatnonzero(values.expressing)
     assert silent.size and expressing.size
     for mode in col.NON_EXPRESSING_MODES:
@@ -154,3 +154,46 @@ def test_gene_layer_on_bins_in_napari_updates_in_place_and_hovers(hd_paths, make
     missing = int(np.flatnonzero(slide.expression_rows < 0)[0])
     viewer.cursor.position = tuple(slide.positions[missing])
     assert viewer.status.endswith(f"{second.title}: no counts")
+
+
+def _pixel(image, slide, spot, scale):
+    y, x = ((slide.positions[spot] + 0.5) * scale).astype(int)
+    return image[y, x]
+
+
+@pytest.mark.parametrize("mode", ["gene", "label"])
+def test_render_draws_bins_as_squares(hd_slide, mode):
+    from napari_stimage.render import render_scale, render_slide
+
+    slide, _ = hd_slide
+    width = 1000
+    scale = render_scale(slide, width)
+    if mode == "gene":
+        coloring = col.GeneColoring(("ERBB2",), non_expressing="grey")
+        values = coloring.values(slide)
+        rgba = col.gene_colors(values, coloring.with_limits(values))
+        image = render_slide(slide, "ERBB2", non_expressing="grey", opacity=1.0, width=width, panel=False)
+        background = None
+    else:
+        palette = col.LabelPalette(user_colors=False)
+        rgba = col.label_colors(slide.labels, palette)
+        image = render_slide(slide, label=True, opacity=1.0, width=width, panel=False, palette=palette,
+                             hidden_labels=["invasive cancer"])
+        everything = [*col.label_categories(col.display_labels(slide.labels))]
+        background = render_slide(slide, label=True, opacity=1.0, width=width, panel=False, hidden_labels=everything)
+    assert image.shape[:2] == (round(1000 * scale), width)
+    opaque = np.flatnonzero(rgba[:, 3] == 1.0)
+    rng = np.random.default_rng(0)
+    for spot in rng.choice(opaque, 40, replace=False):
+        if mode == "label" and slide.labels[spot] == "invasive cancer":
+            continue
+        # the whole square bin is its colour: its centre, and near its corner (outside a disc of radius r)
+        for offset in ([0, 0], [6.5, -6.5]):
+            y, x = ((slide.positions[spot] + offset + 0.5) * scale).astype(int)
+            np.testing.assert_allclose(image[y, x], np.round(rgba[spot, :3] * 255), atol=1)
+    if mode == "label":
+        cancer = np.flatnonzero(slide.labels == "invasive cancer")
+        assert cancer.size
+        for spot in cancer[:20]:  # hidden: the image shows through, exactly as with every label hidden
+            np.testing.assert_array_equal(_pixel(image, slide, spot, scale), _pixel(background, slide, spot, scale))
+            assert not np.allclose(_pixel(image, slide, spot, scale), np.round(rgba[spot, :3] * 255), atol=10)
