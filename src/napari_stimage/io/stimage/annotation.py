@@ -330,15 +330,19 @@ def _majority(counter: Counter, default):
     return counter.most_common(1)[0][0] if counter else default
 
 
-def read_annotation(path: str | Path) -> AnnotationTable:
-    """Read an annotation file keeping everything needed to write it back byte for byte."""
+def read_annotation(path: str | Path, known_ids: Mapping[str, str] | None = None) -> AnnotationTable:
+    """Read an annotation file keeping everything needed to write it back byte for byte.
+
+    `known_ids` maps spot ids to equal strings already held (the coord file's): rows then share
+    them instead of holding a second copy of 600k ids (`parse_annotation`).
+    """
     path = Path(path)
     try:
         mtime_ns = path.stat().st_mtime_ns
         data = path.read_bytes()
     except OSError as exc:
         raise SlideError(path, f"cannot read the annotation file ({exc})") from exc
-    return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns))
+    return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns), known_ids=known_ids)
 
 
 def _decode(data: bytes, path: Path | None) -> tuple[str, str]:
@@ -364,7 +368,8 @@ _STRAY_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a n
 _UTF8_CHARACTER = re.compile("[^\x00-\x7f\udc80-\udcff]")
 
 
-def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None) -> AnnotationTable:
+def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None,
+                     known_ids: Mapping[str, str] | None = None) -> AnnotationTable:
     path = Path(path) if path is not None else None
     text, encoding = _decode(data, path)
     bom = text.startswith(_BOM)
@@ -381,7 +386,14 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
     terminators = Counter([header_terminator] if header_terminator else [])
     missing, quoted_ids, quoted_labels = Counter(), Counter(), Counter()
     line_no = 1 + header_raw.count("\n") + (header_terminator != "")
+    # Equal strings held once: a VisiumHD file repeats a handful of labels over 600k rows, and its
+    # ids are the coord file's. Only unquoted cells (`cells is values`), whose text is the value.
+    known_ids = known_ids or {}
+    seen_labels: dict[str, str] = {}
     for cells, values, body, terminator in records[1:]:
+        if cells is values and len(cells) > 1:
+            cells[0] = known_ids.get(cells[0], cells[0])
+            cells[1] = seen_labels.setdefault(cells[1], cells[1])
         if terminator:
             terminators[terminator] += 1
         if values == [""]:  # a blank line: not data, kept where it was
