@@ -103,14 +103,15 @@ class Fingerprint:
 
 @dataclass(slots=True)  # one per row: 600k of them for a VisiumHD slide
 class AnnotationRow:
-    """One record of the file. `cells` hold the raw text of each cell (quotes included).
+    """One record of the file. `cells` hold the raw text of each cell (quotes included), or are
+    None for a record without quotes, whose cells are `raw.split(",")` (600k lists are ~50 MB).
 
     A row whose `label` still equals `original_label` is written back as `raw` + `terminator`.
     """
 
     spot_id: str | None  # None for blank lines (kept verbatim, not data)
     label: str | None
-    cells: list[str]
+    cells: list[str] | None
     terminator: str
     original_label: str | None = None
     raw: str | None = None  # None for rows that were not in the file
@@ -264,7 +265,8 @@ def _render_row(row: AnnotationRow, style: FileStyle, n_extra: int) -> str:
     if not row.edited:
         return row.raw
     if row.raw is not None:
-        id_cell, extra = row.cells[0], row.cells[2:]
+        cells = row.cells if row.cells is not None else row.raw.split(",")
+        id_cell, extra = cells[0], cells[2:]
     else:
         id_cell, extra = _quote(row.spot_id, style.quote_ids), [""] * n_extra
     label_cell = style.missing if row.label is None else _quote(row.label, style.quote_labels)
@@ -406,7 +408,8 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
             if len(values) < 2:
                 raise SlideError(path, f"line {line_no} has no label column: {body!r}")
             label = parse_label(values[1])
-            rows.append(AnnotationRow(values[0], label, cells, terminator, original_label=label, raw=body))
+            rows.append(AnnotationRow(values[0], label, None if cells is values else cells, terminator,
+                                      original_label=label, raw=body))
             quoted_ids[cells[0].startswith('"')] += 1
             if label is None:
                 missing[cells[1]] += 1
