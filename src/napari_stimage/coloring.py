@@ -181,11 +181,11 @@ class GeneValues:
 
 class GeneValuesCache:
     """`GeneValues` by key (e.g. genes and transform), least recently used dropped first once their
-    arrays together pass `max_bytes`: a 600k-bin slide costs ~5 MB per gene, so switching through
-    hundreds of genes must not keep them all. The newest entry is always kept.
+    arrays together pass `max_bytes`: a 600k-bin slide costs ~5 MB per gene (the default keeps its
+    last 6 genes, and hundreds of a 5,000-spot slide's). The newest entry is always kept.
     """
 
-    def __init__(self, max_bytes: int = 64 << 20):
+    def __init__(self, max_bytes: int = 32 << 20):
         from collections import OrderedDict
 
         self.max_bytes = max_bytes

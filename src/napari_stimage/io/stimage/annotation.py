@@ -345,7 +345,10 @@ def read_annotation(path: str | Path, known_ids: Mapping[str, str] | None = None
         data = path.read_bytes()
     except OSError as exc:
         raise SlideError(path, f"cannot read the annotation file ({exc})") from exc
-    return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns), known_ids=known_ids)
+    fingerprint = Fingerprint.of_bytes(data, mtime_ns)
+    text, encoding = _decode(data, path)
+    del data  # parsed from the text alone: a 600k-row file is ~35 MB of bytes and as much of text
+    return _parse_text(text, encoding, path, fingerprint, known_ids)
 
 
 def _decode(data: bytes, path: Path | None) -> tuple[str, str]:
@@ -374,7 +377,11 @@ _UTF8_CHARACTER = re.compile("[^\x00-\x7f\udc80-\udcff]")
 def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None,
                      known_ids: Mapping[str, str] | None = None) -> AnnotationTable:
     path = Path(path) if path is not None else None
-    text, encoding = _decode(data, path)
+    return _parse_text(*_decode(data, path), path, fingerprint, known_ids)
+
+
+def _parse_text(text: str, encoding: str, path: Path | None, fingerprint: Fingerprint | None,
+                known_ids: Mapping[str, str] | None) -> AnnotationTable:
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]
