@@ -197,3 +197,18 @@ def test_render_draws_bins_as_squares(hd_slide, mode):
         for spot in cancer[:20]:  # hidden: the image shows through, exactly as with every label hidden
             np.testing.assert_array_equal(_pixel(image, slide, spot, scale), _pixel(background, slide, spot, scale))
             assert not np.allclose(_pixel(image, slide, spot, scale), np.round(rgba[spot, :3] * 255), atol=10)
+
+
+def test_cached_gene_columns_are_read_from_the_file_exactly(hd_paths):
+    from napari_stimage.core.expression import _read_run
+    from napari_stimage.io.count_csv import read_count_csv
+    from napari_stimage.io.stimage.reader import load_expression
+
+    cached = load_expression(hd_paths.count)
+    assert isinstance(cached.matrix.data, np.memmap)
+    in_memory = read_count_csv(hd_paths.count)
+    for gene in ("ERBB2", "GAPDH", "MALAT1-2"):
+        np.testing.assert_array_equal(cached.gene_values(gene), in_memory.gene_values(gene))
+    data = cached.matrix.data
+    np.testing.assert_array_equal(_read_run(data, 10, 50), np.asarray(data)[10:50])
+    np.testing.assert_array_equal(_read_run(data[5:], 10, 50), np.asarray(data)[15:55])  # a slice of the map
