@@ -131,8 +131,11 @@ def test_gene_layer_on_bins_in_napari_updates_in_place_and_hovers(hd_paths, make
     from napari_stimage.viewer.bins import bin_grid_of, show_gene_on_bins, watch_viewer
     from napari_stimage.viewer.metadata import slide_of
 
-    viewer = make_napari_viewer()
-    viewer.open(hd_paths.coord, plugin="napari-stimage")
+    real_viewer = make_napari_viewer()
+    real_viewer.open(hd_paths.coord, plugin="napari-stimage")
+    # the viewer a docked widget gets: napari's proxy, whose layers and metadata come back wrapped
+    _, widget = real_viewer.window.add_plugin_dock_widget("napari-stimage", "Curate labels")
+    viewer = widget.viewer
     labels_layer = next(layer for layer in viewer.layers if layer.name.endswith(" bin labels"))
     slide, grid = slide_of(labels_layer), bin_grid_of(labels_layer)
     watch_viewer(viewer)

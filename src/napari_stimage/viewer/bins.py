@@ -32,6 +32,7 @@ from ..coloring import GeneColoring, GeneValues, LabelPalette, image_coloring
 from ..core.labels import is_unlabelled, label_categories
 from ..curation.bins import BinGrid, LabelRasterSync
 from ..curation.editor import LabelEditor
+from .following import unwrap
 from .metadata import EDITOR_KEY, SLIDE_KEY, slide_of
 
 
@@ -226,8 +227,10 @@ def bin_grid_of(layer) -> BinGrid | None:
 
 
 def _slide_layer(viewer, slide, name: str):
+    """The layer `name` of `slide` (unwrapped: a docked widget's viewer hands out proxies)."""
     for layer in viewer.layers:
-        if layer.name == name and slide_of(layer) is slide:
+        layer = unwrap(layer)
+        if layer.name == name and slide_of(layer) is unwrap(slide):
             return layer
     return None
 
@@ -240,6 +243,7 @@ def show_gene_on_bins(viewer, slide, grid: BinGrid, values: GeneValues, coloring
     `values` are the coloring's per-spot values (`GeneValues.of(coloring.values(slide))`, or a
     `GeneValuesCache` hit); non-expressing and missing bins follow `coloring.image_coloring`.
     """
+    slide, grid = unwrap(slide), unwrap(grid)
     shown = image_coloring(values, coloring)
     raster = grid.raster(shown.values)
     name = f"{slide.name}{GENE_SUFFIX}"
