@@ -4,8 +4,8 @@ through 20 genes, before and after, measured in the same run; gene switch time; 
 
     cd /work/main && .venv/bin/python benchmarks/bench_bins.py [--bins 600000] [--genes 18000] [--keep]
 
-"before" runs the code of a git revision (default: f6637c9, before issue 14) extracted into a
-temporary folder, doing what that code offered: `load_slide`, `bin_layer_data`, then per gene
+"before" runs the code of a git revision extracted into a
+temporary folder (default: main before issue 14), doing what that code offered: `load_slide`, `bin_layer_data`, then per gene
 `grid.raster(slide.gene_values(gene))`. "after" runs this checkout the way the colour widget
 will: `load_slide`, `bin_layer_data`, then per gene a `GeneValuesCache` lookup,
 `image_coloring` and `grid.raster`. Each runs in its own process; peak memory is its max RSS
@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from run import DATA, measure  # noqa: E402
 
-BEFORE_REVISION = "f6637c9"
+BEFORE_REVISION = "f6637c92c7777e371f96db4820d17e9d5e6371a1"  # main before issue 14
 
 OPEN = """
     import numpy as np
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
         before = measure(BEFORE.replace("COORD", repr(str(coord))), cache)
         os.environ["PYTHONPATH"] = str(ROOT / "src")
         after = measure(AFTER.replace("COORD", repr(str(coord))), cache)
-        for name, r in ((f"before ({args.before})", before), ("after", after)):
-            print(f"  {name:<18} peak {r['peak_mb']:6.0f} MB (after open {r['open_mb']:6.0f} MB), open {r['open_seconds']:5.1f} s,"
+        for name, r in ((f"before ({args.before[:7]})", before), ("after", after)):
+            print(f"  {name[:18]:<18} peak {r['peak_mb']:6.0f} MB (after open {r['open_mb']:6.0f} MB), open {r['open_seconds']:5.1f} s,"
                   f" median switch {r['seconds'] * 1000:6.1f} ms", flush=True)
         print(f"  after / before peak: {after['peak_mb'] / before['peak_mb']:.2f}  (target: after < 500 MB;"
               f" raster {after['shape']}, gene cache {after['cache_mb']:.0f} MB for {after['cached']} genes,"
