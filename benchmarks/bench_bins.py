@@ -4,8 +4,8 @@ through 20 genes, before and after, measured in the same run; gene switch time; 
 
     cd /work/main && .venv/bin/python benchmarks/bench_bins.py [--bins 600000] [--genes 18000] [--keep]
 
-"before" runs the code of a git revision extracted into a
-temporary folder (default: main before issue 14), doing what that code offered: `load_slide`, `bin_layer_data`, then per gene
+"before" runs the code of a git revision (default: main before issue 14) extracted into a
+temporary folder, doing what that code offered: `load_slide`, `bin_layer_data`, then per gene
 `grid.raster(slide.gene_values(gene))`. "after" runs this checkout the way the colour widget
 will: `load_slide`, `bin_layer_data`, then per gene a `GeneValuesCache` lookup,
 `image_coloring` and `grid.raster`. Each runs in its own process; peak memory is its max RSS
