@@ -139,7 +139,7 @@ def test_dense_slide_gets_raster_layers(tmp_path, monkeypatch):
     assert [kind for *_, kind in layers] == ["image", "labels"]
     (counts, meta, _), (labels, lmeta, _) = layers
     assert counts.shape == (20, 25) and meta["metadata"][SLIDE_KEY] is slide
-    assert lmeta["metadata"][SLIDE_KEY] is slide and labels.dtype == np.int32
+    assert lmeta["metadata"][SLIDE_KEY] is slide and labels.dtype == np.uint8
     grid = meta["metadata"][bins.GRID_KEY]
     np.testing.assert_allclose(grid.values_at_spots(counts), np.log1p(slide.total_counts), rtol=1e-6)
 

@@ -158,6 +158,10 @@ class GeneValues:
     autoscale: tuple[float, float]  # autoscale_limits(values)
     top: float  # largest finite value (1.0 when there is none): the end of a range slider
 
+    @property
+    def nbytes(self) -> int:
+        return self.values.nbytes + self.expressing.nbytes
+
     @classmethod
     def of(cls, values: np.ndarray) -> GeneValues:
         values = np.array(values, dtype=np.float64)  # a private copy, frozen below
@@ -173,6 +177,86 @@ class GeneValues:
         if coloring.contrast_limits is None:
             coloring = replace(coloring, contrast_limits=self.autoscale)
         return gene_colors(self.values, coloring, self.expressing)
+
+
+class GeneValuesCache:
+    """`GeneValues` by key (e.g. genes and transform), least recently used dropped first once their
+    arrays together pass `max_bytes`: a 600k-bin slide costs ~5 MB per gene (the default keeps its
+    last 6 genes, and hundreds of a 5,000-spot slide's). The newest entry is always kept.
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict = OrderedDict()
+        self.nbytes = 0
+
+    def get(self, key, compute: Callable[[], GeneValues]) -> GeneValues:
+        """The cached entry of `key`, else `compute()` stored under it."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        entry = compute()
+        self._entries[key] = entry
+        self.nbytes += entry.nbytes
+        while self.nbytes > self.max_bytes and len(self._entries) > 1:
+            _, dropped = self._entries.popitem(last=False)
+            self.nbytes -= dropped.nbytes
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
+
+
+@dataclass(frozen=True)
+class ImageColoring:
+    """What a napari Image layer needs to show a gene on a raster (one value per bin).
+
+    `values` is float32, NaN where nothing is drawn: bins without counts, bins not expressing
+    in "transparent" mode (and, for a raster, pixels without a bin). `colormap` is a napari
+    colormap name, or a `napari.utils.colormaps.Colormap` whose bottom is grey in "grey" mode.
+    """
+
+    values: np.ndarray
+    contrast_limits: tuple[float, float]
+    colormap: object
+
+
+def image_coloring(values: GeneValues, coloring: GeneColoring) -> ImageColoring:
+    """Per-bin display values for an Image layer, coloured as `gene_colors` colours spots.
+
+    Differences a single-channel image imposes, by mode: bins the count file lacks are
+    transparent (not `no_data_color`); "grey" shows non-expressing bins in the grey of spots by
+    putting them below the range of a colormap whose first step is grey, so the expressing
+    bins keep their colours but never fall in that first 1/256 of the range.
+    """
+    if coloring.non_expressing not in NON_EXPRESSING_MODES:
+        raise ValueError(f"non_expressing must be one of {NON_EXPRESSING_MODES}")
+    lo, hi = coloring.contrast_limits if coloring.contrast_limits is not None else values.autoscale
+    shown = values.values.astype(np.float32)
+    silent = ~values.expressing & np.isfinite(shown)
+    colormap: object = coloring.colormap
+    if coloring.non_expressing == "transparent":
+        shown[silent] = np.nan
+    elif coloring.non_expressing == "grey":
+        from napari.utils.colormaps import Colormap, ensure_colormap  # Qt-free
+
+        step = (hi - lo) / 255 if hi > lo else 1.0 / 255
+        np.maximum(shown, lo + step, out=shown, where=values.expressing)
+        shown[silent] = lo
+        ramp = np.asarray(ensure_colormap(coloring.colormap).map(np.linspace(0.0, 1.0, 255)), np.float32)
+        # "zero" interpolation: colour k on [k/256, (k+1)/256), so only the first step is grey
+        colormap = Colormap(np.vstack([NON_EXPRESSING_GREY, ramp]), controls=np.linspace(0.0, 1.0, 257),
+                            name=f"{coloring.colormap} non-expressing grey", interpolation="zero")
+    return ImageColoring(shown, (float(lo), float(hi)), colormap)
 
 
 def map_to_colormap(values: np.ndarray, colormap, contrast_limits: tuple[float, float]) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Headless rendering of a slide to a PNG: the H&E image, spot discs of their true radius coloured
-exactly as the colour widget colours them (same `coloring` functions), and a colorbar or legend.
+"""Headless rendering of a slide to a PNG: the H&E image, spot discs of their true radius (or, on
+a VisiumHD bin grid, square bins) coloured exactly as the colour widget colours them (same
+`coloring` functions), and a colorbar or legend.
 
     napari-stimage render SLIDE_FILE --out figure.png --gene ERBB2 --colormap magma --width 1600
     napari-stimage render SLIDE_FILE --out labels.png --label
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import coloring as col
+from .curation.bins import bin_grid
 
 PANEL_WIDTH = 240  # the colorbar / legend panel right of the slide
 BACKGROUND = (255, 255, 255)
@@ -71,6 +73,31 @@ def _draw_spots(base, positions: np.ndarray, radii: np.ndarray, rgba: np.ndarray
         if color[3] == 0:
             continue
         draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(int(c) for c in color))
+    return Image.alpha_composite(base, overlay)
+
+
+def _draw_bins(base, grid, rgba: np.ndarray, opacity: float, scale: float):
+    """A bin slide's colours as its raster: one square per bin, the lattice's pitch, origin and
+    tilt (as the napari layer places it), nearest-neighbour so bins keep sharp edges."""
+    from PIL import Image
+
+    colors = np.clip(np.round(rgba * 255), 0, 255).astype(np.uint8)
+    colors[:, 3] = np.round(colors[:, 3] * opacity).astype(np.uint8)
+    raster = np.zeros((*grid.shape, 4), dtype=np.uint8)
+    raster.reshape(-1, 4)[grid.flat_index] = colors
+    # PIL maps each output pixel centre (X, Y) back to a raster point: output -> full-resolution
+    # (row, col) = (Y, X) / scale - 0.5 (napari centres pixels on integers), then the inverse of
+    # the grid's affine, then +0.5 (PIL's raster pixel k spans [k, k+1)).
+    c, s = np.cos(grid.angle), np.sin(grid.angle)
+    to_local = np.array([[c, s], [-s, c]]) / grid.pitch  # R^T / pitch, (row, col) order
+    shift = 0.5 - to_local @ (np.asarray(grid.origin) + 0.5)
+    coefficients = (
+        to_local[1, 1] / scale, to_local[1, 0] / scale, shift[1],
+        to_local[0, 1] / scale, to_local[0, 0] / scale, shift[0],
+    )
+    overlay = Image.fromarray(raster, "RGBA").transform(
+        base.size, Image.Transform.AFFINE, coefficients, resample=Image.Resampling.NEAREST, fillcolor=(0, 0, 0, 0)
+    )
     return Image.alpha_composite(base, overlay)
 
 
@@ -193,9 +220,13 @@ def render_slide(
     else:
         rgba = np.tile(col.NON_EXPRESSING_GREY, (slide.n_spots, 1))
 
-    canvas = _draw_spots(
-        canvas, slide.positions[visible], slide.diameters[visible] / 2, rgba[visible], opacity, scale
-    )
+    grid = bin_grid(slide)
+    if grid is not None:  # a VisiumHD bin grid: squares tiling the tissue, as the napari raster shows them
+        canvas = _draw_bins(canvas, grid, col.hide_spots(rgba, visible), opacity, scale)
+    else:
+        canvas = _draw_spots(
+            canvas, slide.positions[visible], slide.diameters[visible] / 2, rgba[visible], opacity, scale
+        )
     if side is not None:
         out = Image.new("RGBA", (canvas.width + side.width, max(canvas.height, side.height)), BACKGROUND + (255,))
         out.paste(canvas, (0, 0))

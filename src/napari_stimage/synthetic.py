@@ -100,11 +100,15 @@ def write_synthetic_slide(
     with_annotation: bool = True,
     label_column: str = "V2",
     layout: str = "hexagonal",
+    angle: float = 0.0,
+    missing_counts: int = 1,
 ) -> SlidePaths:
     """Write `<root>/{tech}/{coord,gene_exp,image}/` and `<root>/annotation/` for one slide.
 
     `layout="square"` puts the spots on a square lattice with touching bins, like VisiumHD's
     (e.g. `tech="VisiumHD", pitch=16` gives ~3,700 bins on the default 1000 px image).
+    `angle` (degrees) tilts the lattice about the image centre, as a slide scanned slightly
+    rotated; `missing_counts` spots of the coord file get no row in the count file.
     """
     if layout not in ("hexagonal", "square"):
         raise ValueError(f"layout must be 'hexagonal' or 'square', not {layout!r}")
@@ -120,6 +124,10 @@ def write_synthetic_slide(
     Image.fromarray(_image(size, size, rng)).save(tech_dir / "image" / f"{name}.png", format="JPEG", quality=90)
 
     centres = _spot_grid(size, size, pitch) if layout == "hexagonal" else _square_grid(size, size, pitch)
+    if angle:
+        a = np.deg2rad(angle)
+        centres = (centres - size / 2) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + size / 2
+        centres = centres[np.all((centres >= pitch / 2) & (centres <= size - pitch / 2), axis=1)]
     centres += rng.normal(0, 0.3, centres.shape)  # real coordinates are not on an exact lattice
     n = len(centres)
     spot_ids = [f"{name}_{bc}" for bc in _barcodes(rng, n + 1)]
@@ -140,7 +148,8 @@ def write_synthetic_slide(
         lam[region != k, k] = 0.05
     counts = rng.poisson(lam).astype(np.float64)
     counts[order[0]] = 0.0  # a spot with zero counts
-    count_spots = [i for i in order if i != order[1]]  # order[1] is missing from the count file
+    without_counts = set(order[1:1 + missing_counts].tolist())  # order[1] on: missing from the count file
+    count_spots = [i for i in order if i not in without_counts]
     lines = ["," + ",".join(genes)]
     for i in count_spots:
         lines.append(spot_ids[i] + "," + ",".join(f"{v:.1f}" for v in counts[i]))

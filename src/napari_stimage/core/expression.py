@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,20 @@ def make_unique(names: Iterable[str], join: str = "-") -> list[str]:
         taken.add(candidate)
         out.append(candidate)
     return out
+
+
+def _read_run(array: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """`array[lo:hi]`, read from the file when `array` maps one (the expression cache): pages read
+    through the map stay counted in the process's memory, so switching through the genes of a
+    600k-bin slide would keep every column it showed."""
+    if hi <= lo or not isinstance(array, np.memmap) or array.filename is None:
+        return array[lo:hi]
+    # a whole .npy file's map (a slice of one keeps the file's offset, not its own: not read that way)
+    if array.ndim == 1 and array.offset + array.nbytes == os.path.getsize(array.filename):
+        with open(array.filename, "rb") as fh:
+            fh.seek(array.offset + lo * array.itemsize)
+            return np.fromfile(fh, dtype=array.dtype, count=hi - lo)
+    return array[lo:hi]
 
 
 @dataclass
@@ -87,8 +102,8 @@ class Expression:
         j = self.gene_index(gene)
         m = self.matrix
         out = np.zeros(m.shape[0], dtype=np.float32)
-        lo, hi = m.indptr[j], m.indptr[j + 1]
-        out[m.indices[lo:hi]] = m.data[lo:hi]
+        lo, hi = int(m.indptr[j]), int(m.indptr[j + 1])
+        out[_read_run(m.indices, lo, hi)] = _read_run(m.data, lo, hi)
         return out
 
     def total_counts(self) -> np.ndarray:

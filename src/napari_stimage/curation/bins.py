@@ -18,6 +18,7 @@ on a napari Labels layer (colours, key bindings, `watch_viewer`) is `viewer/bins
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -48,10 +49,12 @@ class BinGrid:
     def n_spots(self) -> int:
         return len(self.row)
 
-    @property
+    @cached_property
     def flat_index(self) -> np.ndarray:
-        """Per spot, its index into the raveled raster."""
-        return self.row.astype(np.int64) * self.shape[1] + self.col
+        """Per spot, its index into the raveled raster (computed once: every raster uses it)."""
+        index = self.row.astype(np.int64) * self.shape[1] + self.col
+        index.flags.writeable = False
+        return index
 
     def raster(self, values: np.ndarray, fill: float = np.nan, dtype=np.float32) -> np.ndarray:
         """A (rows, cols) image holding `values[k]` at spot k's pixel, `fill` where there is no spot."""
@@ -59,19 +62,37 @@ class BinGrid:
         out[self.flat_index] = values
         return out.reshape(self.shape)
 
+    @cached_property
+    def _index_raster(self) -> np.ndarray:
+        index = self.raster(np.arange(self.n_spots), fill=-1, dtype=np.int32)
+        index.flags.writeable = False
+        return index
+
     def spot_index_raster(self) -> np.ndarray:
-        """(rows, cols) int32: the spot at each pixel, -1 where there is none."""
-        return self.raster(np.arange(self.n_spots), fill=-1, dtype=np.int32)
+        """(rows, cols) int32: the spot at each pixel, -1 where there is none (one read-only
+        array per grid: every paint stroke and hover looks pixels up in it)."""
+        return self._index_raster
 
     def label_raster(self, labels) -> tuple[np.ndarray, list]:
-        """A Labels-layer image of per-spot labels: 0 = unlabelled, k = categories[k - 1]."""
+        """A Labels-layer image of per-spot labels: 0 = unlabelled, k = categories[k - 1], in the
+        smallest unsigned dtype that holds the codes (`label_dtype`)."""
         labels = np.asarray(labels, dtype=object)
         missing = unlabelled_mask(labels)
         categories = sorted({str(v) for v in labels[~missing]})
         code_of = {c: i + 1 for i, c in enumerate(categories)}
-        codes = np.zeros(self.n_spots, dtype=np.int32)
+        dtype = label_dtype(len(categories))
+        codes = np.zeros(self.n_spots, dtype=dtype)
         codes[~missing] = [code_of[str(v)] for v in labels[~missing]]
-        return self.raster(codes, fill=0, dtype=np.int32), categories
+        return self.raster(codes, fill=0, dtype=dtype), categories
+
+    def spots_at_world(self, positions) -> np.ndarray:
+        """Spot index at each (row, col) image-pixel position (-1 off the grid or on an empty node):
+        the inverse of the layer placement, for hover and clicks."""
+        positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))[:, -2:]
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        local = (positions - self.origin) @ np.array([[c, -s], [s, c]]) / self.pitch  # R^T (p - origin)
+        ij = np.rint(local)
+        return self.spots_at_pixels(ij[:, 0], ij[:, 1])
 
     def values_at_spots(self, raster: np.ndarray) -> np.ndarray:
         """Per spot, the raster's value at its pixel (e.g. what a Labels layer holds there)."""
@@ -105,6 +126,14 @@ class BinGrid:
         return {"affine": self.affine()}
 
 
+def label_dtype(n_categories: int) -> type:
+    """The smallest unsigned dtype for label codes 0..n (with room for a few new labels):
+    uint8 up to 200 labels, else uint16, else uint32."""
+    if n_categories < 200:
+        return np.uint8
+    return np.uint16 if n_categories < 60_000 else np.uint32
+
+
 def _pitch_and_angle(positions: np.ndarray) -> tuple[float, float]:
     """Lattice pitch and tilt from the vectors between sampled spots and their 4 neighbours."""
     from scipy.spatial import cKDTree
@@ -120,9 +149,10 @@ def _pitch_and_angle(positions: np.ndarray) -> tuple[float, float]:
     if not close.any():
         return rough, 0.0
     vec, d = vec[close], d[close]
-    # Neighbour directions fold onto [-45°, 45°) on a square lattice.
+    # The 4 neighbour directions of a square lattice agree modulo 90°: average them on the circle
+    # of 4θ (a median of angles folded onto [-45°, 45°) splits when the tilt is near ±45°).
     theta = np.arctan2(vec[:, 1], vec[:, 0])
-    angle = float(np.median((theta + np.pi / 4) % (np.pi / 2) - np.pi / 4))
+    angle = float(np.arctan2(np.sin(4 * theta).mean(), np.cos(4 * theta).mean()) / 4)
     return float(np.mean(d)), angle  # the mean of all 4 neighbours is unbiased; the nearest is not
 
 
@@ -206,9 +236,17 @@ class LabelRasterSync:
         self.grid = grid
         self.editor = editor
         self.categories: list[str] = list(categories or [])
-        self.codes = np.zeros(grid.n_spots, dtype=np.int32)
-        self.raster = np.zeros(grid.shape, dtype=np.int32)
+        dtype = label_dtype(len(self.categories))
+        self.codes = np.zeros(grid.n_spots, dtype=dtype)
+        self.raster = np.zeros(grid.shape, dtype=dtype)
         self.on_editor_change(None)
+
+    def _make_room(self) -> None:
+        """Widen codes and raster when the categories outgrow their dtype (a new `raster` array:
+        a layer showing the old one must be given the new one)."""
+        if len(self.categories) > np.iinfo(self.raster.dtype).max:
+            dtype = label_dtype(len(self.categories))
+            self.codes, self.raster = self.codes.astype(dtype), self.raster.astype(dtype)
 
     def code_of(self, label) -> int:
         if is_unlabelled(label):
@@ -216,6 +254,7 @@ class LabelRasterSync:
         label = str(label)
         if label not in self.categories:
             self.categories.append(label)
+            self._make_room()
         return self.categories.index(label) + 1
 
     def label_of(self, code: int) -> str | None:
@@ -223,6 +262,7 @@ class LabelRasterSync:
             return None
         while len(self.categories) < code:
             self.categories.append(f"label {len(self.categories) + 1}")
+        self._make_room()
         return self.categories[code - 1]
 
     def on_editor_change(self, indices) -> None:
@@ -232,7 +272,7 @@ class LabelRasterSync:
         values = labels[idx].tolist()
         # one code_of call per distinct label, not per spot: 600k bins re-sync in milliseconds
         code_by_label = {value: self.code_of(value) for value in set(values)}
-        self.codes[idx] = np.fromiter(map(code_by_label.__getitem__, values), np.int32, len(values))
+        self.codes[idx] = np.fromiter(map(code_by_label.__getitem__, values), self.codes.dtype, len(values))
         self.raster.reshape(-1)[self.grid.flat_index[idx]] = self.codes[idx]
 
     def _assign_codes(self, spots: np.ndarray, codes: np.ndarray, description: str | None = None) -> int:

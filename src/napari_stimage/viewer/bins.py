@@ -1,4 +1,5 @@
-"""Bin grids in napari: the raster layers of a dense grid and their link to the label editor.
+"""Bin grids in napari: the raster layers of a dense grid, a gene shown on them, and their link
+to the label editor.
 
 The model (`curation.bins`: `BinGrid`, `LabelRasterSync`) is Qt- and napari-free; this module
 puts it on napari layers. The "{slide} bin labels" Labels layer is linked to the slide's
@@ -6,6 +7,20 @@ puts it on napari layers. The "{slide} bin labels" Labels layer is linked to the
 stroke, fill or polygon becomes one `editor.assign` per label, Ctrl+Z / Ctrl+Shift+Z on the
 layer go to the editor, and the editor's changes are drawn back into the raster in the label
 palette's colours. The one way layers get bound is `watch_viewer(viewer)`.
+
+How a widget drives bins (the colour widget's gene and label modes):
+
+    grid = bin_grid_of(layer)                        # any bin layer -> its BinGrid (None: not bins)
+    values = cache.get((genes, transform), lambda: GeneValues.of(coloring.values(slide)))
+    layer = show_gene_on_bins(viewer, slide, grid, values, coloring)   # "{slide} gene" Image layer
+    # label mode: hide/solo from the legend, then recolour the bin-labels layer
+    editor.set_hidden_labels(hidden); bin_labels_sync(labels_layer).refresh_colors()
+
+`coloring.GeneValuesCache` bounds the per-gene cache by bytes; `show_gene_on_bins` reuses one
+layer per slide (new data, colormap and contrast limits; napari's colorbar follows them).
+Hover on any bin layer shows "bin <id> · <label> · <gene>: <value>" in the status bar once
+`watch_viewer` has run. Selecting bins uses the spot tools of `core.selection` on
+`slide.positions` (bin centres): indices into the slide's spots, as for a Points layer.
 """
 
 from __future__ import annotations
@@ -13,10 +28,11 @@ from __future__ import annotations
 # napari is imported inside the functions that use it, so `import napari_stimage` stays light
 import numpy as np
 
-from ..coloring import LabelPalette
-from ..core.labels import label_categories
+from ..coloring import GeneColoring, GeneValues, LabelPalette, image_coloring
+from ..core.labels import is_unlabelled, label_categories
 from ..curation.bins import BinGrid, LabelRasterSync
 from ..curation.editor import LabelEditor
+from .following import unwrap
 from .metadata import EDITOR_KEY, SLIDE_KEY, slide_of
 
 
@@ -35,11 +51,15 @@ class LabelsLayerSync(LabelRasterSync):
 
         The colour set is resolved over the labels in use plus the ones known to this raster,
         as the label legend does, so a label has the same colour on bins as on spots.
+        Labels the editor hides (`LabelEditor.set_hidden_labels`, the legend's hide/solo) are
+        transparent, as their spots are; call `refresh_colors()` after changing them.
         """
         in_use = label_categories([*self.editor.categories(), *self.categories])
         colors = LabelPalette().colors(in_use)
+        hidden = getattr(self.editor, "hidden_labels", frozenset())
         out = {None: "#808080", 0: "transparent"}  # None: a code napari made up before it is named
-        out.update({k + 1: colors[label] for k, label in enumerate(self.categories)})
+        out.update({k + 1: "transparent" if label in hidden else colors[label]
+                    for k, label in enumerate(self.categories)})
         return out
 
     def refresh_colors(self, layer=None) -> bool:
@@ -77,6 +97,8 @@ class LabelsLayerSync(LabelRasterSync):
 
         def view(indices):
             self.on_editor_change(indices)
+            if layer.data is not self.raster:  # widened for more labels than its dtype holds
+                layer.data = self.raster
             self.refresh_colors(layer)
             layer.refresh()
 
@@ -106,7 +128,10 @@ class LabelsLayerSync(LabelRasterSync):
 
 BINS_SUFFIX = " bins"
 BIN_LABELS_SUFFIX = " bin labels"
+GENE_SUFFIX = " gene"
 GRID_KEY = "stimage_bin_grid"
+GENE_VALUES_KEY = "stimage_gene_values"
+COLORING_KEY = "stimage_gene_coloring"
 CATEGORIES_KEY = "stimage_label_categories"
 SYNC_KEY = "stimage_label_sync"
 
@@ -195,8 +220,84 @@ def _bind_inserted_layer(event) -> None:
         bind_bin_labels(layer)
 
 
+def bin_grid_of(layer) -> BinGrid | None:
+    """The bin grid a layer of this plugin is drawn on, or None for spots and foreign layers."""
+    grid = (getattr(layer, "metadata", None) or {}).get(GRID_KEY)
+    return grid if isinstance(grid, BinGrid) else None
+
+
+def _slide_layer(viewer, slide, name: str):
+    """The layer `name` of `slide` (unwrapped: a docked widget's viewer hands out proxies)."""
+    for layer in viewer.layers:
+        layer = unwrap(layer)
+        if layer.name == name and slide_of(layer) is unwrap(slide):
+            return layer
+    return None
+
+
+def show_gene_on_bins(viewer, slide, grid: BinGrid, values: GeneValues, coloring: GeneColoring):
+    """Show a gene (or gene-set score) on the bins: the slide's "{slide} gene" Image layer, made
+    on first use and updated in place after (data, colormap, contrast limits), so a switch
+    allocates one raster and no layer. Returns the layer.
+
+    `values` are the coloring's per-spot values (`GeneValues.of(coloring.values(slide))`, or a
+    `GeneValuesCache` hit); non-expressing and missing bins follow `coloring.image_coloring`.
+    """
+    slide, grid = unwrap(slide), unwrap(grid)
+    shown = image_coloring(values, coloring)
+    raster = grid.raster(shown.values)
+    name = f"{slide.name}{GENE_SUFFIX}"
+    layer = _slide_layer(viewer, slide, name)
+    meta = {GENE_VALUES_KEY: values, COLORING_KEY: coloring}
+    if layer is None:
+        layer = viewer.add_image(
+            raster, name=name, colormap=shown.colormap, contrast_limits=shown.contrast_limits, opacity=0.9,
+            metadata={SLIDE_KEY: slide, GRID_KEY: grid, **meta}, **grid.layer_kwargs(),
+        )
+    else:
+        layer.metadata.update(meta)
+        layer.data = raster
+        layer.colormap = shown.colormap
+        layer.contrast_limits = shown.contrast_limits
+    return layer
+
+
+def bin_status(layer, world_position) -> str | None:
+    """Status-bar text for the bin under `world_position` on a bin layer: its id, its label (as
+    the editor holds it) and, on a gene layer, the gene's value. None off the bins."""
+    grid, slide = bin_grid_of(layer), slide_of(layer)
+    if grid is None or slide is None or world_position is None:
+        return None
+    spot = int(grid.spots_at_world(world_position)[0])
+    if spot < 0:
+        return None
+    editor = layer.metadata.get(EDITOR_KEY)
+    label = (editor.labels if editor is not None else slide.labels)[spot]
+    parts = [f"bin {slide.spots['spot_id'].iat[spot]}", "unlabelled" if is_unlabelled(label) else str(label)]
+    values, coloring = layer.metadata.get(GENE_VALUES_KEY), layer.metadata.get(COLORING_KEY)
+    if isinstance(values, GeneValues) and isinstance(coloring, GeneColoring):
+        value = values.values[spot]
+        parts.append(f"{coloring.title}: {'no counts' if np.isnan(value) else f'{value:.4g}'}")
+    return " · ".join(parts)
+
+
+class _BinHover:
+    """After napari's own status update on a cursor move: describe the bin under the cursor."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+
+    def __call__(self, _event=None) -> None:
+        layer = self.viewer.layers.selection.active
+        text = bin_status(layer, self.viewer.cursor.position) if layer is not None and layer.visible else None
+        if text is not None:
+            self.viewer.status = f"{layer.name}: {text}"
+            self.viewer.tooltip.text = text
+
+
 def watch_viewer(viewer) -> None:
-    """Bind every bin-labels layer of `viewer` to a label editor, now and whenever one is added.
+    """Bind every bin-labels layer of `viewer` to a label editor, now and whenever one is added,
+    and describe the bin under the cursor in the status bar (`bin_status`).
 
     This is the one place bins become editable. `layers.add_slide_to_viewer` (the path of
     `napari-stimage open`/`demo`) and the Curate widget (any layer napari's reader added) call it;
@@ -205,6 +306,9 @@ def watch_viewer(viewer) -> None:
     emitter = viewer.layers.events.inserted
     if _bind_inserted_layer not in emitter.callbacks:
         emitter.connect(_bind_inserted_layer)
+    moved = viewer.cursor.events.position
+    if not any(isinstance(callback, _BinHover) for callback in moved.callbacks):
+        moved.connect(_BinHover(viewer))  # after napari's own handler, so this text is the one shown
     for layer in list(viewer.layers):
         if is_bin_labels_layer(layer):
             bind_bin_labels(layer)

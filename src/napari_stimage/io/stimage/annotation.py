@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -103,14 +103,15 @@ class Fingerprint:
 
 @dataclass(slots=True)  # one per row: 600k of them for a VisiumHD slide
 class AnnotationRow:
-    """One record of the file. `cells` hold the raw text of each cell (quotes included).
+    """One record of the file. `cells` hold the raw text of each cell (quotes included), or are
+    None for a record without quotes, whose cells are `raw.split(",")` (600k lists are ~50 MB).
 
     A row whose `label` still equals `original_label` is written back as `raw` + `terminator`.
     """
 
     spot_id: str | None  # None for blank lines (kept verbatim, not data)
     label: str | None
-    cells: list[str]
+    cells: list[str] | None
     terminator: str
     original_label: str | None = None
     raw: str | None = None  # None for rows that were not in the file
@@ -264,7 +265,8 @@ def _render_row(row: AnnotationRow, style: FileStyle, n_extra: int) -> str:
     if not row.edited:
         return row.raw
     if row.raw is not None:
-        id_cell, extra = row.cells[0], row.cells[2:]
+        cells = row.cells if row.cells is not None else row.raw.split(",")
+        id_cell, extra = cells[0], cells[2:]
     else:
         id_cell, extra = _quote(row.spot_id, style.quote_ids), [""] * n_extra
     label_cell = style.missing if row.label is None else _quote(row.label, style.quote_labels)
@@ -283,9 +285,11 @@ def _terminator_at(text: str, i: int) -> str:
     return text[i] if i < len(text) else ""
 
 
-def _split_records(text: str, path: Path | None) -> list[tuple[list[str], list[str], str, str]]:
-    """CSV records as (raw cells, values, raw body, terminator); quoted cells may hold newlines."""
-    records = []
+def _split_records(text: str, path: Path | None) -> Iterator[tuple[list[str], list[str], str, str]]:
+    """CSV records as (raw cells, values, raw body, terminator); quoted cells may hold newlines.
+
+    One at a time: a list of 600k records would be ~50 MB more at the peak of opening a slide.
+    """
     i, n = 0, len(text)
     while i < n:
         simple = _SIMPLE_RECORD.match(text, i)
@@ -294,8 +298,8 @@ def _split_records(text: str, path: Path | None) -> list[tuple[list[str], list[s
             body = text[i:end]
             cells = body.split(",")
             terminator = _terminator_at(text, end)
-            records.append((cells, cells, body, terminator))
             i = end + len(terminator)
+            yield cells, cells, body, terminator
             continue
         start_record = i
         raw_cells, values = [], []
@@ -322,23 +326,29 @@ def _split_records(text: str, path: Path | None) -> list[tuple[list[str], list[s
         body = text[start_record:i]
         terminator = _terminator_at(text, i)
         i += len(terminator)
-        records.append((raw_cells, values, body, terminator))
-    return records
+        yield raw_cells, values, body, terminator
 
 
 def _majority(counter: Counter, default):
     return counter.most_common(1)[0][0] if counter else default
 
 
-def read_annotation(path: str | Path) -> AnnotationTable:
-    """Read an annotation file keeping everything needed to write it back byte for byte."""
+def read_annotation(path: str | Path, known_ids: Mapping[str, str] | None = None) -> AnnotationTable:
+    """Read an annotation file keeping everything needed to write it back byte for byte.
+
+    `known_ids` maps spot ids to equal strings already held (the coord file's): rows then share
+    them instead of holding a second copy of 600k ids (`parse_annotation`).
+    """
     path = Path(path)
     try:
         mtime_ns = path.stat().st_mtime_ns
         data = path.read_bytes()
     except OSError as exc:
         raise SlideError(path, f"cannot read the annotation file ({exc})") from exc
-    return parse_annotation(data, path=path, fingerprint=Fingerprint.of_bytes(data, mtime_ns))
+    fingerprint = Fingerprint.of_bytes(data, mtime_ns)
+    text, encoding = _decode(data, path)
+    del data  # parsed from the text alone: a 600k-row file is ~35 MB of bytes and as much of text
+    return _parse_text(text, encoding, path, fingerprint, known_ids)
 
 
 def _decode(data: bytes, path: Path | None) -> tuple[str, str]:
@@ -364,16 +374,22 @@ _STRAY_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a n
 _UTF8_CHARACTER = re.compile("[^\x00-\x7f\udc80-\udcff]")
 
 
-def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None) -> AnnotationTable:
+def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: Fingerprint | None = None,
+                     known_ids: Mapping[str, str] | None = None) -> AnnotationTable:
     path = Path(path) if path is not None else None
-    text, encoding = _decode(data, path)
+    return _parse_text(*_decode(data, path), path, fingerprint, known_ids)
+
+
+def _parse_text(text: str, encoding: str, path: Path | None, fingerprint: Fingerprint | None,
+                known_ids: Mapping[str, str] | None) -> AnnotationTable:
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]
     records = _split_records(text, path)
-    if not records:
+    header = next(records, None)
+    if header is None:
         raise SlideError(path, "the annotation file is empty")
-    header_cells, header_values, header_raw, header_terminator = records[0]
+    header_cells, header_values, header_raw, header_terminator = header
     if len(header_values) < 2:
         raise SlideError(path, "the annotation file needs a spot id column and a label column (header has one cell)")
 
@@ -381,7 +397,16 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
     terminators = Counter([header_terminator] if header_terminator else [])
     missing, quoted_ids, quoted_labels = Counter(), Counter(), Counter()
     line_no = 1 + header_raw.count("\n") + (header_terminator != "")
-    for cells, values, body, terminator in records[1:]:
+    # Equal strings held once: a VisiumHD file repeats a handful of labels over 600k rows, and its
+    # ids are the coord file's. Only unquoted cells (`cells is values`), whose text is the value.
+    known_ids = known_ids or {}
+    seen_labels: dict[str, str] = {}
+    last_terminator = header_terminator
+    for cells, values, body, terminator in records:
+        last_terminator = terminator
+        if cells is values and len(cells) > 1:
+            cells[0] = known_ids.get(cells[0], cells[0])
+            cells[1] = seen_labels.setdefault(cells[1], cells[1])
         if terminator:
             terminators[terminator] += 1
         if values == [""]:  # a blank line: not data, kept where it was
@@ -390,7 +415,8 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
             if len(values) < 2:
                 raise SlideError(path, f"line {line_no} has no label column: {body!r}")
             label = parse_label(values[1])
-            rows.append(AnnotationRow(values[0], label, cells, terminator, original_label=label, raw=body))
+            rows.append(AnnotationRow(values[0], label, None if cells is values else cells, terminator,
+                                      original_label=label, raw=body))
             quoted_ids[cells[0].startswith('"')] += 1
             if label is None:
                 missing[cells[1]] += 1
@@ -398,7 +424,6 @@ def parse_annotation(data: bytes, path: str | Path | None = None, fingerprint: F
                 quoted_labels[cells[1].startswith('"')] += 1
         line_no += body.count("\n") + (terminator != "")
 
-    last_terminator = records[-1][3]
     style = FileStyle(
         terminator=_majority(terminators, "\n"),
         missing=_majority(missing, ""),
