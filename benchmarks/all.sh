@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark, one command (not run in CI): scale targets of issue 5, gene switching of issue 3,
-# tool switching of issue 8, then prediction metrics of issue 12.
-# VisiumHD bin memory and selection of issue 14, then prediction metrics of issue 12.
+# tool switching of issue 8, VisiumHD bin memory and selection of issue 14, prediction metrics of issue 12.
 # Each prints its naive baseline measured in the same run. Needs Xvfb (scripts/setup.sh installs it).
 #   bash benchmarks/all.sh            # real shapes (~3 GB of generated data, a few minutes)
 #   bash benchmarks/all.sh --quick    # small shapes for the scale part
