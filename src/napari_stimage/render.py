@@ -205,7 +205,6 @@ def render_slide(
 
 
 TITLE_HEIGHT = 40  # the strip above the three panels of a prediction comparison
-RESIDUAL_COLORMAP = "RdBu_r"  # diverging: blue under-, red over-prediction, white at 0
 
 
 def render_prediction_comparison(
@@ -214,7 +213,7 @@ def render_prediction_comparison(
     gene: str,
     *,
     colormap: str = "viridis",
-    residual_colormap: str = RESIDUAL_COLORMAP,
+    residual_colormap: str = col.RESIDUAL_COLORMAP,
     contrast_limits: tuple[float, float] | None = None,
     opacity: float = 0.9,
     width: int = 600,
@@ -236,16 +235,11 @@ def render_prediction_comparison(
     result = compare(slide, predictions.subset([gene]))
     name = str(result.table.index[0])
     r = float(result.table["pearson_r"].iloc[0])
-    residual = predicted - measured
-    limits = contrast_limits or col.autoscale_limits(np.concatenate([measured, predicted]))
-    spread = np.abs(residual[np.isfinite(residual)])
-    half = float(np.percentile(spread, 99)) if spread.size else 0.0
-    half = half if half > 0 else 1.0
+    shown = col.ComparisonColors.of(name, measured, predicted, colormap, contrast_limits, residual_colormap)
     panels = [
-        (measured, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} measured · log1p"),
-        (predicted, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} predicted · log1p"),
-        (residual, col.GeneColoring((name,), "raw", residual_colormap, (-half, half), "colormap"),
-         f"{name} residual: predicted - measured"),
+        (shown.measured, shown.measured_coloring, f"{name} measured · log1p"),
+        (shown.predicted, shown.predicted_coloring, f"{name} predicted · log1p"),
+        (shown.residual, shown.residual_coloring, f"{name} residual: predicted - measured"),
     ]
     full_h, full_w = _slide_extent(slide)
     scale = width / full_w
