@@ -145,6 +145,7 @@ class PredictionsWidget(QWidget):
         self.table = QTableView()
         self.table.setModel(self.sorted_model)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)  # best predicted genes first
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -230,16 +231,18 @@ class PredictionsWidget(QWidget):
 
     def _on_attached(self, layer):
         if layer is self.layer:
-            self._show_models(show_best=True)
+            self._show_models(newest=True)
 
     # ------------------------------------------------------------------ table and summary
-    def _show_models(self, show_best: bool = False):
+    def _show_models(self, newest: bool = False):
+        """Fill the table and summary from the followed layer's models; `newest`: a model was
+        just loaded, show it (its best gene)."""
         models = self.models()
         self.model_combo.blockSignals(True)
         current = self.model_combo.currentText()
         self.model_combo.clear()
         self.model_combo.addItems([m.name for m in models])
-        if current in [m.name for m in models]:
+        if current in [m.name for m in models] and not newest:
             self.model_combo.setCurrentText(current)
         elif models:
             self.model_combo.setCurrentIndex(len(models) - 1)  # the one loaded last
@@ -254,9 +257,9 @@ class PredictionsWidget(QWidget):
         self.table_model.set_table(comparison_table([m.comparison for m in models]))
         self.summary_label.setText("\n".join(self.summary(m) for m in models))
         self._show_one_side(models)
-        if show_best or self.view is None or not self.view.is_shown:
-            first = models[-1].comparison.table["pearson_r"].fillna(-np.inf).idxmax()
-            self.show_gene(str(first))
+        if newest:
+            best = self.shown_model().comparison.table["pearson_r"].fillna(-np.inf).idxmax()
+            self.show_gene(str(best))
         self._update_controls()
 
     @staticmethod
