@@ -3,9 +3,9 @@
 import anndata as ad
 import numpy as np
 import pytest
-from conftest import ABSENT, GOOD, RANDOM  # the genes of write_stpath_outputs
 from qtpy.QtCore import Qt
 
+from conftest import ABSENT, GOOD, RANDOM  # the genes of write_stpath_outputs
 from napari_stimage import SlideError, add_predictions
 from napari_stimage import coloring as col
 from napari_stimage._qt import predictions_widget as pw
