@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import SlideError
 from ..io.predictions import comparison_table
 from ..viewer import predictions as vp
 from ..viewer.following import LayerFollower
@@ -215,7 +216,9 @@ class PredictionsWidget(QWidget):
 
         def on_errored(exc):
             self.status_label.setText(f"Not loaded: {Path(path).name}")
-            show_error(str(exc))
+            # SlideError names the file and what did not match; anything else gets the file named too
+            show_error(str(exc) if isinstance(exc, SlideError)
+                       else f"{path}: cannot load these predictions ({type(exc).__name__}: {exc})")
 
         def on_finished():
             bar.close()
