@@ -289,3 +289,21 @@ def test_cli_render_compare(slide_paths, slide, tmp_path, capsys, stpath_outputs
     assert "NOTONTHESLIDE" in capsys.readouterr().err
     assert main(["render", str(slide_paths.coord), "--predictions", str(prediction), "--gene", GOOD,
                  "--out", str(out)]) == 2
+
+
+def test_comparison_colours_share_one_range_centre_the_residual_and_mark_missing_values():
+    from napari_stimage import coloring as col
+
+    measured = np.array([0.0, 1.0, 2.0, 3.0, np.nan, 1.5])
+    predicted = np.array([0.0, 1.5, 2.0, 2.0, 1.0, np.nan])
+    shown = col.ComparisonColors.of("G", measured, predicted, "magma")
+    assert shown.measured_coloring.contrast_limits == shown.predicted_coloring.contrast_limits
+    lo, hi = shown.residual_coloring.contrast_limits
+    assert lo == -hi > -np.inf and shown.residual_coloring.colormap == col.RESIDUAL_COLORMAP
+    m, p, r = shown.colors()
+    np.testing.assert_array_equal(m[[0, 2]], p[[0, 2]])  # equal values, equal colours
+    white = col.map_to_colormap(np.zeros(1), col.RESIDUAL_COLORMAP, (-1.0, 1.0))[0]
+    np.testing.assert_allclose(r[[0, 2]], [white, white])  # residual 0: the mid colour
+    assert r[3, 2] > r[3, 0] and r[1, 0] > r[1, 2]  # under-prediction blue, over-prediction red
+    # no value on a side: no residual, drawn dark (never the white that means 0)
+    np.testing.assert_array_equal(r[[4, 5]], [col.NO_DATA_COLOR_ON_LIGHT] * 2)

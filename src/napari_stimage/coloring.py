@@ -242,10 +242,13 @@ class ComparisonColors:
                    GeneColoring((gene,), "raw", residual_colormap, (-half, half), "colormap"))
 
     def colors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-spot RGBA of measured, predicted and residual."""
+        """Per-spot RGBA of measured, predicted and residual. A spot without a value on either
+        side has no residual: dark, never the diverging map's white, which means 0."""
+        residual = gene_colors(self.residual, self.residual_coloring)
+        residual[np.isnan(self.residual)] = NO_DATA_COLOR_ON_LIGHT
         return (gene_colors(self.measured, self.measured_coloring),
                 gene_colors(self.predicted, self.predicted_coloring),
-                gene_colors(self.residual, self.residual_coloring))
+                residual)
 
 
 def colormap_ramp(colormap, n: int = 256) -> np.ndarray:

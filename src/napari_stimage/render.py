@@ -223,8 +223,8 @@ def render_prediction_comparison(
     (as in `predictions.compare`) in a title strip above.
 
     Measured and predicted share ONE colour range (`contrast_limits`, else autoscaled over both);
-    the residual's range is symmetric around 0 (99th percentile of |residual|). Spots without a
-    value on a side (no counts, no prediction) are not drawn on that panel.
+    the residual's range is symmetric around 0 (99th percentile of |residual|). Colours are
+    `coloring.ComparisonColors`' (the viewer's compare view shows the same).
     """
     from PIL import Image, ImageDraw
 
@@ -236,20 +236,18 @@ def render_prediction_comparison(
     name = str(result.table.index[0])
     r = float(result.table["pearson_r"].iloc[0])
     shown = col.ComparisonColors.of(name, measured, predicted, colormap, contrast_limits, residual_colormap)
-    panels = [
-        (shown.measured, shown.measured_coloring, f"{name} measured · log1p"),
-        (shown.predicted, shown.predicted_coloring, f"{name} predicted · log1p"),
-        (shown.residual, shown.residual_coloring, f"{name} residual: predicted - measured"),
-    ]
+    panels = zip(
+        shown.colors(),
+        (shown.measured_coloring, shown.predicted_coloring, shown.residual_coloring),
+        (f"{name} measured · log1p", f"{name} predicted · log1p", f"{name} residual: predicted - measured"),
+    )
     full_h, full_w = _slide_extent(slide)
     scale = width / full_w
     height = max(1, round(full_h * scale))
     panel_w = width + PANEL_WIDTH
     out = Image.new("RGBA", (3 * panel_w, TITLE_HEIGHT + height), BACKGROUND + (255,))
     background = _background(slide, width, height)
-    for k, (values, coloring, title) in enumerate(panels):
-        # colormap mode colours every finite value (zeros, negative residuals); NaN stays hidden
-        rgba = col.gene_colors(values, coloring)
+    for k, (rgba, coloring, title) in enumerate(panels):
         canvas = _draw_spots(background, slide.positions, slide.diameters / 2, rgba, opacity, scale)
         out.paste(canvas, (k * panel_w, TITLE_HEIGHT))
         out.paste(_colorbar_panel(height, coloring, coloring.contrast_limits, title), (k * panel_w + width, TITLE_HEIGHT))
