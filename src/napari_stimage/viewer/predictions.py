@@ -181,7 +181,7 @@ class CompareView:
             points = Points(self.slide.positions, size=self.slide.diameters, name=role, metadata=meta,
                             border_color=RIM_COLOR, border_width=RIM_WIDTH, border_width_is_relative=True,
                             opacity=0.9, face_color="transparent")
-            points.face_colorbar.visible = True
+            points.face_colorbar.update({"visible": True, "position": "bottom_right"})  # the tile's name is top left
             points.name_overlay.visible = True
             self.points[role] = points
             ordered.append(points)
