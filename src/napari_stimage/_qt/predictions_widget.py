@@ -47,13 +47,11 @@ class ComparisonTableModel(QAbstractTableModel):
     """`comparison_table` as rows: gene, then per model Pearson r, R², L2 error, then mean measured.
     Display text is rounded; `Qt.UserRole` holds the number itself (what sorting uses)."""
 
-    def __init__(self, table: pd.DataFrame | None = None):
+    def __init__(self):
         super().__init__()
         self.genes: list[str] = []
         self.columns: list[str] = []
         self.values = np.empty((0, 0))
-        if table is not None:
-            self.set_table(table)
 
     def set_table(self, table: pd.DataFrame) -> None:
         self.beginResetModel()
