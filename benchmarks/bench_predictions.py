@@ -80,12 +80,7 @@ def main(argv=None) -> int:
 
     def compare_switch(gene):
         measured = col.transform_values(slide.gene_values(gene), "log1p")
-        predicted = predictions.gene_values(gene)
-        limits = col.autoscale_limits(np.concatenate([measured, predicted]))
-        shared = col.GeneColoring((gene,), "log1p", "viridis", limits, "colormap")
-        col.gene_colors(measured, shared)
-        col.gene_colors(predicted, shared)
-        col.gene_colors(predicted - measured, col.GeneColoring((gene,), "raw", "RdBu_r", (-1.0, 1.0), "colormap"))
+        col.ComparisonColors.of(gene, measured, predictions.gene_values(gene)).colors()
 
     cycle = iter(genes * (args.repeats * 4))
     plain_ms = _median_ms(lambda: plain_switch(next(cycle)), len(genes))

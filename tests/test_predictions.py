@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr
 
+from conftest import ABSENT, GOOD, RANDOM  # the genes of write_stpath_outputs
 from napari_stimage import SlideError
 from napari_stimage.cli import main
 from napari_stimage.io.predictions import (
@@ -24,39 +25,6 @@ from napari_stimage.render import (
     render_scale,
 )
 
-GOOD, RANDOM, ABSENT = "ERBB2", "GAPDH", "NOTONTHESLIDE"
-
-
-def stpath_outputs(slide, tmp_path, order=None, seed=1, tag="pred"):
-    """What STPath writes for `slide`, rows in `order` (indices of the coord file's spots):
-    the embeddings .h5 (coords (x, y) float32, embeddings, barcodes as bytes (n, 1)) and the
-    prediction .h5ad (dense float32 X, obs_names "0".."n-1", obsm['coordinates'] rescaled in float32)."""
-    rng = np.random.default_rng(seed)
-    order = np.arange(slide.n_spots) if order is None else np.asarray(order)
-    coords = slide.spots[["x", "y"]].to_numpy(np.float32)[order]
-    ids = slide.spots["spot_id"].to_numpy()[order]
-    embeddings = tmp_path / f"{tag}_embeddings.h5"
-    with h5py.File(embeddings, "w") as f:
-        f["coords"] = coords
-        f["embeddings"] = rng.normal(size=(len(order), 8)).astype(np.float32)
-        f["barcodes"] = np.array(ids, dtype="<U100").astype("S")[:, None]
-    shifted = coords - coords.min(axis=0)
-    rescaled = shifted / (shifted.max(axis=0) - shifted.min(axis=0)) * np.float32(100)  # float32, as torch
-    # the model's output per spot (noise drawn per spot, so any row order predicts the same thing)
-    measured = np.log1p(slide.gene_values(GOOD))
-    per_spot = np.c_[
-        np.where(np.isnan(measured), 0.0, measured) + rng.normal(0, 0.4, slide.n_spots),
-        rng.normal(1.0, 0.3, slide.n_spots),
-        rng.normal(2.0, 0.5, slide.n_spots),
-    ]
-    X = per_spot[order].astype(np.float32)
-    adata = ad.AnnData(X=X)
-    adata.var_names = pd.Index([GOOD, RANDOM, ABSENT])
-    adata.obsm["coordinates"] = rescaled
-    prediction = tmp_path / f"{tag}.h5ad"
-    adata.write_h5ad(prediction)
-    return prediction, embeddings
-
 
 def expected_metrics(slide, predictions, gene):
     """scipy / plain numpy over the spots with both a prediction and counts."""
@@ -70,7 +38,7 @@ def expected_metrics(slide, predictions, gene):
     return r, r2, l2, m.mean(), int(both.sum())
 
 
-def test_stpath_prediction_in_spot_order_matches_scipy(slide, tmp_path):
+def test_stpath_prediction_in_spot_order_matches_scipy(slide, tmp_path, stpath_outputs):
     prediction, _ = stpath_outputs(slide, tmp_path)
     pred = load_predictions(slide, prediction)
     assert pred.matched_by == "by the slide's spot order"
@@ -90,7 +58,7 @@ def test_stpath_prediction_in_spot_order_matches_scipy(slide, tmp_path):
     assert abs(result.table.loc[RANDOM, "pearson_r"]) < 0.3
 
 
-def test_pearson_stays_exact_for_a_small_spread_around_a_large_mean_and_sparse_x(slide, tmp_path):
+def test_pearson_stays_exact_for_a_small_spread_around_a_large_mean_and_sparse_x(slide, tmp_path, stpath_outputs):
     import scipy.sparse as sp
 
     prediction, _ = stpath_outputs(slide, tmp_path)
@@ -108,7 +76,7 @@ def test_pearson_stays_exact_for_a_small_spread_around_a_large_mean_and_sparse_x
         assert result.table.loc[gene, "r2"] == pytest.approx(r2, rel=1e-6, abs=1e-9)
 
 
-def test_shuffled_rows_are_refused_without_barcodes_and_placed_with_them(slide, tmp_path):
+def test_shuffled_rows_are_refused_without_barcodes_and_placed_with_them(slide, tmp_path, stpath_outputs):
     in_order, _ = stpath_outputs(slide, tmp_path, tag="ordered")
     shuffled_order = np.random.default_rng(7).permutation(slide.n_spots)
     shuffled, embeddings = stpath_outputs(slide, tmp_path, order=shuffled_order, tag="shuffled")
@@ -125,7 +93,7 @@ def test_shuffled_rows_are_refused_without_barcodes_and_placed_with_them(slide, 
     pd.testing.assert_frame_equal(a, b, rtol=1e-6)
 
 
-def test_barcodes_of_another_run_or_slide_are_refused(slide, tmp_path):
+def test_barcodes_of_another_run_or_slide_are_refused(slide, tmp_path, stpath_outputs):
     shuffled, _ = stpath_outputs(slide, tmp_path, order=np.random.default_rng(3).permutation(slide.n_spots))
     _, other_run = stpath_outputs(slide, tmp_path, order=np.random.default_rng(4).permutation(slide.n_spots),
                                   tag="other")
@@ -139,7 +107,7 @@ def test_barcodes_of_another_run_or_slide_are_refused(slide, tmp_path):
         load_predictions(slide, shuffled, barcodes=foreign)
 
 
-def test_rows_short_by_a_few_are_refused_and_placed_by_barcodes_with_nan_rows(slide, tmp_path):
+def test_rows_short_by_a_few_are_refused_and_placed_by_barcodes_with_nan_rows(slide, tmp_path, stpath_outputs):
     keep = np.arange(slide.n_spots - 3)
     short, embeddings = stpath_outputs(slide, tmp_path, order=keep)
     with pytest.raises(SlideError, match=rf"has {slide.n_spots - 3} rows but .* has {slide.n_spots} spots.*--barcodes"):
@@ -154,7 +122,7 @@ def test_rows_short_by_a_few_are_refused_and_placed_by_barcodes_with_nan_rows(sl
     assert result.table.loc[GOOD, "pearson_r"] == pytest.approx(r, abs=1e-6)
 
 
-def test_obs_names_that_are_spot_ids_place_the_rows(slide, tmp_path):
+def test_obs_names_that_are_spot_ids_place_the_rows(slide, tmp_path, stpath_outputs):
     order = np.random.default_rng(5).permutation(slide.n_spots)
     prediction, _ = stpath_outputs(slide, tmp_path, order=order)
     adata = ad.read_h5ad(prediction)
@@ -173,7 +141,7 @@ def test_obs_names_that_are_spot_ids_place_the_rows(slide, tmp_path):
         load_predictions(slide, prediction)
 
 
-def test_a_constant_prediction_has_no_r_and_is_left_out_of_the_mean(slide, tmp_path):
+def test_a_constant_prediction_has_no_r_and_is_left_out_of_the_mean(slide, tmp_path, stpath_outputs):
     prediction, _ = stpath_outputs(slide, tmp_path)
     adata = ad.read_h5ad(prediction)
     adata.X[:, 1] = 1.5  # RANDOM predicted flat: r undefined, as scipy says
@@ -201,7 +169,7 @@ def test_stpath_rescaling_is_per_axis():
     np.testing.assert_allclose(stpath_rescaled(xy), [[0, 0], [100, 100], [50, 50]])
 
 
-def test_two_models_give_a_column_set_each(slide, tmp_path):
+def test_two_models_give_a_column_set_each(slide, tmp_path, stpath_outputs):
     first, _ = stpath_outputs(slide, tmp_path, seed=1, tag="modelA")
     second, _ = stpath_outputs(slide, tmp_path, seed=2, tag="modelB")
     results = [compare(slide, load_predictions(slide, p)) for p in (first, second)]
@@ -212,7 +180,7 @@ def test_two_models_give_a_column_set_each(slide, tmp_path):
     assert table.loc[GOOD, "pearson_r [modelA]"] != table.loc[GOOD, "pearson_r [modelB]"]
 
 
-def test_cli_writes_hest_results_json_and_refuses_unmatched_rows(slide_paths, slide, tmp_path, capsys):
+def test_cli_writes_hest_results_json_and_refuses_unmatched_rows(slide_paths, slide, tmp_path, capsys, stpath_outputs):
     order = np.random.default_rng(9).permutation(slide.n_spots)
     prediction, embeddings = stpath_outputs(slide, tmp_path, order=order)
     out = tmp_path / "out" / "results.json"
@@ -269,7 +237,7 @@ def _rgb(colormap, fraction):
     return (ensure_colormap(colormap).map(np.array([fraction]))[0][:3] * 255).round().astype(int)
 
 
-def test_compare_render_shows_shared_range_and_centred_residual(slide, tmp_path):
+def test_compare_render_shows_shared_range_and_centred_residual(slide, tmp_path, stpath_outputs):
     measured = np.log1p(slide.gene_values(GOOD))
     hot = int(np.nanargmax(measured))
     exact = int(np.flatnonzero(measured == 0)[0])
@@ -307,7 +275,7 @@ def test_compare_render_shows_shared_range_and_centred_residual(slide, tmp_path)
     assert np.abs(image[TITLE_HEIGHT + 62, width + 28].astype(int) - top).max() <= 8
 
 
-def test_cli_render_compare(slide_paths, slide, tmp_path, capsys):
+def test_cli_render_compare(slide_paths, slide, tmp_path, capsys, stpath_outputs):
     from PIL import Image
 
     prediction, embeddings = stpath_outputs(slide, tmp_path, order=np.arange(slide.n_spots)[::-1])
@@ -321,3 +289,21 @@ def test_cli_render_compare(slide_paths, slide, tmp_path, capsys):
     assert "NOTONTHESLIDE" in capsys.readouterr().err
     assert main(["render", str(slide_paths.coord), "--predictions", str(prediction), "--gene", GOOD,
                  "--out", str(out)]) == 2
+
+
+def test_comparison_colours_share_one_range_centre_the_residual_and_mark_missing_values():
+    from napari_stimage import coloring as col
+
+    measured = np.array([0.0, 1.0, 2.0, 3.0, np.nan, 1.5])
+    predicted = np.array([0.0, 1.5, 2.0, 2.0, 1.0, np.nan])
+    shown = col.ComparisonColors.of("G", measured, predicted, "magma")
+    assert shown.measured_coloring.contrast_limits == shown.predicted_coloring.contrast_limits
+    lo, hi = shown.residual_coloring.contrast_limits
+    assert lo == -hi > -np.inf and shown.residual_coloring.colormap == col.RESIDUAL_COLORMAP
+    m, p, r = shown.colors()
+    np.testing.assert_array_equal(m[[0, 2]], p[[0, 2]])  # equal values, equal colours
+    white = col.map_to_colormap(np.zeros(1), col.RESIDUAL_COLORMAP, (-1.0, 1.0))[0]
+    np.testing.assert_allclose(r[[0, 2]], [white, white])  # residual 0: the mid colour
+    assert r[3, 2] > r[3, 0] and r[1, 0] > r[1, 2]  # under-prediction blue, over-prediction red
+    # no value on a side: no residual, drawn dark (never the white that means 0)
+    np.testing.assert_array_equal(r[[4, 5]], [col.NO_DATA_COLOR_ON_LIGHT] * 2)

@@ -8,6 +8,7 @@ from .io.registry import load_slide
 from .io.stimage.layout import SlidePaths, find_slides, resolve_slide
 from .viewer.layers import add_gene_features
 from .viewer.metadata import slide_of
+from .viewer.predictions import add_predictions
 
 try:
     __version__ = version("napari-stimage")  # pyproject.toml holds the one version number
@@ -18,6 +19,7 @@ __all__ = [
     "SlideError",
     "SlidePaths",
     "add_gene_features",
+    "add_predictions",
     "find_slides",
     "load_slide",
     "resolve_slide",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from ._predictions_reader import get_prediction_reader
 from .io.registry import load_slide, resolve
 from .viewer.layers import slide_layer_data
 from .viewer.report import show_opening_report
 
 
 def get_reader(path):
-    """Return a reader for dataset files; None (never an exception) for anything else."""
+    """Return a reader for dataset files, or for a prediction .h5ad dropped on a viewer holding a
+    slide; None (never an exception) for anything else."""
+    prediction_reader = get_prediction_reader(path)
+    if prediction_reader is not None:
+        return prediction_reader
     if isinstance(path, list):
         if len(path) != 1:
             return None

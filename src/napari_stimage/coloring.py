@@ -291,6 +291,50 @@ def gene_colors(values: np.ndarray, coloring: GeneColoring, expressing: np.ndarr
     return rgba
 
 
+RESIDUAL_COLORMAP = "RdBu_r"  # diverging: blue under-, red over-prediction, white at 0
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonColors:
+    """A gene measured (log1p), predicted, and their residual (predicted - measured), with the
+    colorings that show them: ONE range for measured and predicted, the residual's symmetric
+    around 0 on a diverging colormap. The compare view and `render --compare` both use it."""
+
+    measured: np.ndarray
+    predicted: np.ndarray
+    residual: np.ndarray
+    measured_coloring: GeneColoring
+    predicted_coloring: GeneColoring
+    residual_coloring: GeneColoring
+
+    @classmethod
+    def of(cls, gene: str, measured: np.ndarray, predicted: np.ndarray, colormap: str = "viridis",
+           contrast_limits: tuple[float, float] | None = None,
+           residual_colormap: str = RESIDUAL_COLORMAP) -> ComparisonColors:
+        """`contrast_limits` None: autoscaled over both sides; the residual's half-range is the
+        99th percentile of |residual| (1 when it is all 0). Every finite value is coloured
+        (zeros and negative residuals are values); NaN (no value on a side) gets no-data."""
+        measured = np.asarray(measured, dtype=np.float64)
+        predicted = np.asarray(predicted, dtype=np.float64)
+        residual = predicted - measured
+        limits = contrast_limits or autoscale_limits(np.concatenate([measured, predicted]))
+        spread = np.abs(residual[np.isfinite(residual)])
+        half = float(np.percentile(spread, 99)) if spread.size else 0.0
+        half = half if half > 0 else 1.0
+        shared = GeneColoring((gene,), "log1p", colormap, tuple(limits), "colormap")
+        return cls(measured, predicted, residual, shared, shared,
+                   GeneColoring((gene,), "raw", residual_colormap, (-half, half), "colormap"))
+
+    def colors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-spot RGBA of measured, predicted and residual. A spot without a value on either
+        side has no residual: dark, never the diverging map's white, which means 0."""
+        residual = gene_colors(self.residual, self.residual_coloring)
+        residual[np.isnan(self.residual)] = NO_DATA_COLOR_ON_LIGHT
+        return (gene_colors(self.measured, self.measured_coloring),
+                gene_colors(self.predicted, self.predicted_coloring),
+                residual)
+
+
 def colormap_ramp(colormap, n: int = 256) -> np.ndarray:
     """(n, 4) RGBA from the bottom to the top of a colormap, for drawing a colorbar."""
     return map_to_colormap(np.linspace(0.0, 1.0, n), colormap, (0.0, 1.0))

@@ -236,7 +236,6 @@ def render_slide(
 
 
 TITLE_HEIGHT = 40  # the strip above the three panels of a prediction comparison
-RESIDUAL_COLORMAP = "RdBu_r"  # diverging: blue under-, red over-prediction, white at 0
 
 
 def render_prediction_comparison(
@@ -245,7 +244,7 @@ def render_prediction_comparison(
     gene: str,
     *,
     colormap: str = "viridis",
-    residual_colormap: str = RESIDUAL_COLORMAP,
+    residual_colormap: str = col.RESIDUAL_COLORMAP,
     contrast_limits: tuple[float, float] | None = None,
     opacity: float = 0.9,
     width: int = 600,
@@ -255,8 +254,8 @@ def render_prediction_comparison(
     (as in `predictions.compare`) in a title strip above.
 
     Measured and predicted share ONE colour range (`contrast_limits`, else autoscaled over both);
-    the residual's range is symmetric around 0 (99th percentile of |residual|). Spots without a
-    value on a side (no counts, no prediction) are not drawn on that panel.
+    the residual's range is symmetric around 0 (99th percentile of |residual|). Colours are
+    `coloring.ComparisonColors`' (the viewer's compare view shows the same).
     """
     from PIL import Image, ImageDraw
 
@@ -267,26 +266,19 @@ def render_prediction_comparison(
     result = compare(slide, predictions.subset([gene]))
     name = str(result.table.index[0])
     r = float(result.table["pearson_r"].iloc[0])
-    residual = predicted - measured
-    limits = contrast_limits or col.autoscale_limits(np.concatenate([measured, predicted]))
-    spread = np.abs(residual[np.isfinite(residual)])
-    half = float(np.percentile(spread, 99)) if spread.size else 0.0
-    half = half if half > 0 else 1.0
-    panels = [
-        (measured, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} measured · log1p"),
-        (predicted, col.GeneColoring((name,), "log1p", colormap, limits, "colormap"), f"{name} predicted · log1p"),
-        (residual, col.GeneColoring((name,), "raw", residual_colormap, (-half, half), "colormap"),
-         f"{name} residual: predicted - measured"),
-    ]
+    shown = col.ComparisonColors.of(name, measured, predicted, colormap, contrast_limits, residual_colormap)
+    panels = zip(
+        shown.colors(),
+        (shown.measured_coloring, shown.predicted_coloring, shown.residual_coloring),
+        (f"{name} measured · log1p", f"{name} predicted · log1p", f"{name} residual: predicted - measured"),
+    )
     full_h, full_w = _slide_extent(slide)
     scale = width / full_w
     height = max(1, round(full_h * scale))
     panel_w = width + PANEL_WIDTH
     out = Image.new("RGBA", (3 * panel_w, TITLE_HEIGHT + height), BACKGROUND + (255,))
     background = _background(slide, width, height)
-    for k, (values, coloring, title) in enumerate(panels):
-        # colormap mode colours every finite value (zeros, negative residuals); NaN stays hidden
-        rgba = col.gene_colors(values, coloring)
+    for k, (rgba, coloring, title) in enumerate(panels):
         canvas = _draw_spots(background, slide.positions, slide.diameters / 2, rgba, opacity, scale)
         out.paste(canvas, (k * panel_w, TITLE_HEIGHT))
         out.paste(_colorbar_panel(height, coloring, coloring.contrast_limits, title), (k * panel_w + width, TITLE_HEIGHT))

@@ -86,12 +86,19 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     return worker
 
 
+# Widgets for a file the user brings later (a prediction .h5ad docks its own): not docked on
+# opening a slide, where two docks already share the window's height.
+DOCKED_ON_DEMAND = frozenset({"Compare predictions"})
+
+
 def add_dock_widgets(viewer) -> None:
-    """Dock the plugin's widgets (each only once)."""
+    """Dock the plugin's widgets for working on a slide (each only once)."""
     import npe2
 
     manifest = npe2.PluginManager.instance().get_manifest("napari-stimage")
     for widget in manifest.contributions.widgets or []:
+        if widget.display_name in DOCKED_ON_DEMAND:
+            continue
         try:
             viewer.window.add_plugin_dock_widget("napari-stimage", widget.display_name)
         except Exception as exc:  # one broken widget must not keep the slide from opening

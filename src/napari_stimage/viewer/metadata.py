@@ -6,6 +6,8 @@ from ..core.slide import Slide
 
 SLIDE_KEY = "stimage_slide"
 EDITOR_KEY = "stimage_label_editor"
+PREDICTIONS_KEY = "stimage_predictions"  # on a spots layer: the models' predictions placed on its slide
+COMPARE_KEY = "stimage_compare"  # on a layer of the compare view: its role (measured, predicted, residual)
 
 
 def slide_of(layer) -> Slide | None:
