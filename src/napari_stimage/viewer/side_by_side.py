@@ -18,14 +18,6 @@ MAX_SIDE_BY_SIDE = 6
 NAME_TEXT_SIZE = 12
 
 
-def gene_limits(values: Sequence[np.ndarray], shared: bool) -> list[tuple[float, float]]:
-    """Each slide's contrast limits: one range over all slides' values (`shared`), or its own."""
-    if shared:
-        limits = col.autoscale_limits(np.concatenate([np.asarray(v, dtype=np.float64) for v in values]))
-        return [limits] * len(values)
-    return [col.autoscale_limits(v) for v in values]
-
-
 def add_name_layer(viewer, slide, at: tuple[float, float] = (0.0, 0.0)):
     """A text label with the slide's name in the top-left corner of its tile."""
     return viewer.add_points(
@@ -57,7 +49,7 @@ def color_by_gene(spots_layers: Sequence, coloring: col.GeneColoring, shared: bo
     """Colour every slide's spots by `coloring`'s genes with one shared range (or each its own);
     returns the limits used per layer. Only the last layer shows napari's colorbar when shared."""
     values = [coloring.values(slide_of(layer)) for layer in spots_layers]
-    limits = gene_limits(values, shared)
+    limits = col.side_by_side_limits(values, shared)
     for k, (layer, v, lim) in enumerate(zip(spots_layers, values, limits, strict=True)):
         fixed = col.GeneColoring(coloring.genes, coloring.transform, coloring.colormap, lim, coloring.non_expressing)
         layer.face_color = col.gene_colors(v, fixed)
