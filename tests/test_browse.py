@@ -235,11 +235,11 @@ def test_side_by_side_shares_one_colour_range(make_napari_viewer, qtbot, tree):
     assert widget.selected_slides() == [a1, a2]
     qtbot.keyClicks(widget.side_gene_edit, "ERBB2")
     widget.side_button.click()
-    qtbot.waitUntil(lambda: viewer.grid.enabled, timeout=30000)
-    assert viewer.grid.stride == 3  # image, spots, name in each tile
+    qtbot.waitUntil(lambda: viewer.canvas.grid.enabled, timeout=30000)
+    assert viewer.canvas.grid.stride == 3  # image, spots, name in each tile
     spots = [layer for layer in viewer.layers if layer.name.endswith(" spots")]
     assert [slide_of(s).name for s in spots] == [a1, a2]
-    assert viewer.grid.position(1, viewer.layers) != viewer.grid.position(4, viewer.layers)
+    assert viewer.canvas.grid.position(1, viewer.layers) != viewer.canvas.grid.position(4, viewer.layers)
     limits = [tuple(s.face_contrast_limits) for s in spots]
     assert limits[0] == limits[1]
     values = [np.log1p(slide_of(s).gene_values("ERBB2")) for s in spots]
@@ -253,17 +253,23 @@ def test_side_by_side_shares_one_colour_range(make_napari_viewer, qtbot, tree):
     names = [layer for layer in viewer.layers if layer.name.endswith(" name")]
     assert [n.text.values[0] for n in names] == [a1, a2]
 
-    # pixels: the colour of the top of the shared range is drawn in both tiles
+    # pixels: a value has one colour in both tiles (spots opaque, so the canvas shows the colour itself)
+    for layer in spots:
+        layer.opacity = 1.0
+    viewer.window.resize(1600, 900)  # the browser's dock leaves the canvas a sliver of the default window
+    qtbot.wait(100)
+    viewer.reset_view()
     qtbot.wait(200)
     shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
-    top = (col.map_to_colormap(np.array([limits[0][1]]), "viridis", limits[0])[0, :3] * 255).astype(int)
-    width = shot.shape[1]
-    near = np.abs(shot - top).sum(axis=2) < 40
-    assert near[:, : width // 2].sum() > 20 and near[:, width // 2:].sum() > 20
+    height, width = shot.shape[:2]
+    tiles = shot[height // 4:, : width // 2], shot[height // 4:, width // 2:]  # below the colorbar
+    for value in (limits[0][1], v):
+        rgb = (col.map_to_colormap(np.array([value]), "viridis", limits[0])[0, :3] * 255).round()
+        assert all((np.abs(tile - rgb).max(axis=2) <= 24).sum() >= 4 for tile in tiles), value
 
     widget.shared_range_check.setChecked(False)
     widget.side_button.click()  # per-slide ranges: each its own limits and colorbar
-    qtbot.waitUntil(lambda: viewer.grid.enabled and len([la for la in viewer.layers if la.name.endswith(" spots")]) == 2
+    qtbot.waitUntil(lambda: viewer.canvas.grid.enabled and len([la for la in viewer.layers if la.name.endswith(" spots")]) == 2
                     and all(tuple(s.face_contrast_limits) == pytest.approx(col.autoscale_limits(np.log1p(slide_of(s).gene_values("ERBB2"))))
                             for s in viewer.layers if s.name.endswith(" spots")), timeout=30000)
 

@@ -39,7 +39,7 @@ from .. import coloring as col
 from ..io.catalogue import Catalogue, load_catalogue, load_recent_roots, remember_recent_root
 from ..viewer.following import unwrap
 from ..viewer.metadata import EDITOR_KEY, SLIDE_KEY, slide_of
-from ..viewer.side_by_side import MAX_SIDE_BY_SIDE, add_name_layer, arrange_in_grid, color_by_gene
+from ..viewer.side_by_side import MAX_SIDE_BY_SIDE, add_name_layer, arrange_in_grid, color_by_gene, grid_of
 from .color_widget import STATE_KEY, LayerColorState  # the colour state is the seam between the widgets
 
 # (header, catalogue column) of the table
@@ -52,6 +52,7 @@ ANY = "any"
 MISSING_COLOR = QColor(128, 128, 128)
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{}/"
 THUMBNAIL_SIZE = 240
+STEP_KEYS = (("Alt+Right", 1), ("PgDown", 1), ("Alt+Left", -1), ("PgUp", -1))  # previous / next slide
 
 
 class CatalogueModel(QAbstractTableModel):
@@ -130,10 +131,11 @@ class BrowseWidget(QWidget):
         self.prefetched: set[str] = set()
         self._build_ui()
         self.thumbnail_ready.connect(self._show_thumbnail)
-        for keys, step in (("Alt+Right", 1), ("PgDown", 1), ("Alt+Left", -1), ("PgUp", -1)):
+        for keys, step in STEP_KEYS:
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(lambda step=step: self.step(step))
+        self.table.installEventFilter(self)  # the table would take the keys for its own cursor otherwise
         recent = load_recent_roots()
         self.root_combo.addItems(recent)
 
@@ -233,6 +235,22 @@ class BrowseWidget(QWidget):
         side.addWidget(self.shared_range_check)
         side.addWidget(self.side_button)
         layout.addLayout(side)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        from qtpy.QtCore import QEvent
+
+        if obj is self.table and event.type() in (QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride):
+            alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+            step = {
+                (Qt.Key.Key_Right, True): 1, (Qt.Key.Key_PageDown, False): 1,
+                (Qt.Key.Key_Left, True): -1, (Qt.Key.Key_PageUp, False): -1,
+            }.get((event.key(), alt))  # the STEP_KEYS
+            if step is not None:
+                if event.type() == QEvent.Type.KeyPress:
+                    self.step(step)
+                event.accept()
+                return event.type() == QEvent.Type.KeyPress
+        return super().eventFilter(obj, event)
 
     # ------------------------------------------------------------------ dataset
     def choose_root(self):
@@ -383,7 +401,7 @@ class BrowseWidget(QWidget):
 
         def prepare(new_slide, layer_data):
             self._remove(old)
-            self.viewer.grid.enabled = False
+            grid_of(self.viewer).enabled = False
             spots_meta = next((meta for _, meta, kind in layer_data
                                if kind == "points" and SLIDE_KEY in meta.get("metadata", {})), None)
             if carried is not None and spots_meta is not None:

@@ -18,6 +18,12 @@ MAX_SIDE_BY_SIDE = 6
 NAME_TEXT_SIZE = 12
 
 
+def grid_of(viewer):
+    """napari's grid settings: `viewer.canvas.grid` since napari 0.9, `viewer.grid` before."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
 def add_name_layer(viewer, slide, at: tuple[float, float] = (0.0, 0.0)):
     """A text label with the slide's name in the top-left corner of its tile."""
     return viewer.add_points(
@@ -40,9 +46,10 @@ def arrange_in_grid(viewer, groups: Sequence[Sequence]) -> None:
         current = next(i for i, other in enumerate(viewer.layers) if unwrap(other) is layer)
         if current != target:
             viewer.layers.move(current, target)
-    viewer.grid.stride = sizes.pop()
-    viewer.grid.shape = (-1, -1)
-    viewer.grid.enabled = True
+    grid = grid_of(viewer)
+    grid.stride = sizes.pop()
+    grid.shape = (-1, -1)
+    grid.enabled = True
 
 
 def color_by_gene(spots_layers: Sequence, coloring: col.GeneColoring, shared: bool = True) -> list[tuple[float, float]]:
