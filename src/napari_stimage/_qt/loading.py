@@ -94,12 +94,19 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True, pr
     return worker
 
 
+# The dataset browser opens slides rather than working on one: it is docked from the Plugins menu
+# or by `napari-stimage browse`, not with every slide.
+NOT_DOCKED_WITH_A_SLIDE = ("Browse slides",)
+
+
 def add_dock_widgets(viewer) -> None:
-    """Dock the plugin's widgets (each only once)."""
+    """Dock the plugin's slide widgets (each only once)."""
     import npe2
 
     manifest = npe2.PluginManager.instance().get_manifest("napari-stimage")
     for widget in manifest.contributions.widgets or []:
+        if widget.display_name in NOT_DOCKED_WITH_A_SLIDE:
+            continue
         try:
             viewer.window.add_plugin_dock_widget("napari-stimage", widget.display_name)
         except Exception as exc:  # one broken widget must not keep the slide from opening
