@@ -103,10 +103,10 @@ def bench_catalogue(repeats: int, work: Path) -> None:
         catalogue = load_catalogue(root)
         print(f"{name}: {len(catalogue)} rows, load {load_ms:.0f} ms (target < 1000)")
         for criteria in FILTERS:
-            fast = _median_ms(lambda c=criteria: catalogue.filter_mask(**c), repeats)
+            fast = _median_ms(lambda c=criteria, cat=catalogue: cat.filter_mask(**c), repeats)
             line = f"  filter {criteria}: {int(catalogue.filter_mask(**criteria).sum())} rows, {fast:.1f} ms"
             if catalogue.meta_path is not None and catalogue.table["dataset"].iloc[0] == "STimage-1K4M":
-                naive = _median_ms(lambda c=criteria: _naive_filter(catalogue.meta_path, c), repeats)
+                naive = _median_ms(lambda c=criteria, m=catalogue.meta_path: _naive_filter(m, c), repeats)
                 line += f"; naive re-read {naive:.0f} ms, ratio {naive / max(fast, 1e-6):.0f}x"
             print(line)
 

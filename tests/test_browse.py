@@ -51,7 +51,9 @@ def browser(make_napari_viewer, qtbot, tree):
     _, widget = viewer.window.add_plugin_dock_widget("napari-stimage", "Browse slides")
     widget.root_combo.lineEdit().setText(str(tree))
     qtbot.keyClick(widget.root_combo.lineEdit(), Qt.Key.Key_Return)  # the user types the root and presses Enter
-    return viewer, widget
+    yield viewer, widget
+    for thread in list(widget.prefetching.values()):  # never let a prefetch outlive the test's cache folder
+        thread.join(timeout=60)
 
 
 def _wait_open(qtbot, widget, name):

@@ -9,6 +9,7 @@ list is loaded in the background meanwhile, which warms its expression cache.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import html
 import threading
@@ -127,6 +128,7 @@ class BrowseWidget(QWidget):
         self.current_layers: list = []  # its layers (unwrapped)
         self.side_by_side_layers: list = []
         self.loading = None  # the worker opening a slide
+        self.opening = False  # True from Open / Next until that slide is shown (or failed)
         self.prefetching: dict[str, threading.Thread] = {}
         self.prefetched: set[str] = set()
         self._build_ui()
@@ -355,7 +357,8 @@ class BrowseWidget(QWidget):
             thumb = quick_thumbnail(image, THUMBNAIL_SIZE)
         except Exception:  # a damaged image has no thumbnail; opening the slide says what is wrong
             thumb = None
-        self.thumbnail_ready.emit(slide, thumb)
+        with contextlib.suppress(RuntimeError):  # the widget was closed meanwhile
+            self.thumbnail_ready.emit(slide, thumb)
 
     def _show_thumbnail(self, slide: str, thumb):
         if thumb is None or slide != self.selected_slide():
@@ -385,8 +388,8 @@ class BrowseWidget(QWidget):
 
         from .loading import open_slide_in_viewer
 
-        if slide is None or self.catalogue is None:
-            return None
+        if slide is None or self.catalogue is None or self.opening:
+            return None  # one slide at a time: a second Next while one loads is ignored
         path = self.catalogue.slide_path(slide)
         if path is None:
             missing = self.catalogue.table.loc[self.catalogue.table["slide"] == slide, "missing"]
@@ -422,7 +425,12 @@ class BrowseWidget(QWidget):
             self._prefetch_next()
 
         self.loading = open_slide_in_viewer(self.viewer, path, dock_widgets=not old, prepare=prepare, on_added=on_added)
+        self.opening = True
+        self.loading.finished.connect(self._opened)  # after on_added, or after an error was shown
         return self.loading
+
+    def _opened(self):
+        self.opening = False
 
     def _in_viewer(self, layer) -> bool:
         return any(unwrap(other) is layer for other in self.viewer.layers)
