@@ -311,3 +311,29 @@ def test_real_meta_table_in_the_browser(make_napari_viewer, real_data, tmp_path)
     widget.species_combo.setCurrentText("human")
     widget.tissue_combo.setCurrentText("brain")
     assert widget.count_label.text() == "90 of 1149 slides"
+
+
+def test_quick_thumbnail_from_small_image_or_cached_pyramid_never_a_huge_decode(slide_paths, monkeypatch):
+    from napari_stimage.io import images
+
+    thumb = images.quick_thumbnail(slide_paths.image, 128)  # JPEG bytes behind .png, 1000 px
+    assert thumb.dtype == np.uint8 and max(thumb.shape[:2]) == 128 and thumb.shape[2] == 3
+    monkeypatch.setattr(images, "THUMBNAIL_MAX_SOURCE_PIXELS", 100)  # as if the image were huge
+    assert images.quick_thumbnail(slide_paths.image, 128) is None  # not decoded
+    images.ensure_pyramid(slide_paths.image)  # once a pyramid is cached, its smallest level serves
+    thumb = images.quick_thumbnail(slide_paths.image, 128)
+    assert thumb is not None and max(thumb.shape[:2]) <= 128
+    # the thumbnail shows the slide: its centre is the tumour region's colour, not the background
+    assert np.abs(thumb[thumb.shape[0] // 2, thumb.shape[1] // 2].astype(int) - (150, 60, 140)).max() < 40
+
+
+def test_browse_command_rejects_a_missing_root(tmp_path, capsys):
+    assert cli_main(["browse", str(tmp_path / "nowhere")]) == 1
+    assert "no such dataset folder" in capsys.readouterr().err
+
+
+def test_side_by_side_limits_shared_or_per_slide():
+    low, high = np.array([0.0, 1.0, 2.0]), np.array([0.0, 5.0, 9.0])
+    shared = col.side_by_side_limits([low, high], shared=True)
+    assert shared[0] == shared[1] == col.autoscale_limits(np.concatenate([low, high]))
+    assert col.side_by_side_limits([low, high], shared=False) == [col.autoscale_limits(low), col.autoscale_limits(high)]
