@@ -436,9 +436,12 @@ class BrowseWidget(QWidget):
         return any(unwrap(other) is layer for other in self.viewer.layers)
 
     def _remove(self, layers):
-        for layer in layers:
-            if self._in_viewer(layer):
-                self.viewer.layers.remove(layer)
+        # one batch: napari 0.9 cleans its scene graph (a full garbage collection) once, not per layer
+        batch = getattr(self.viewer.layers, "batched_update", contextlib.nullcontext)
+        with batch():
+            for layer in layers:
+                if self._in_viewer(layer):
+                    self.viewer.layers.remove(layer)
 
     @staticmethod
     def _spots_layer(layers):
