@@ -1,5 +1,5 @@
 """Command line: `napari-stimage demo | open PATH | render PATH --out FILE.png | make-sample DIR | convert ROOT |
-predictions PATH PRED.h5ad --out results.json | slides ROOT`."""
+predictions PATH PRED.h5ad --out results.json | slides ROOT | browse ROOT`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,19 @@ def _cmd_slides(args) -> int:
     else:
         print(format_table(shown))
     print(f"{len(shown)} of {len(catalogue)} slides", file=sys.stderr)
+    return 0
+
+
+def _cmd_browse(args) -> int:
+    from .io.catalogue import load_catalogue
+
+    load_catalogue(args.root)  # a bad root fails here with a message, before a window opens
+    import napari
+
+    viewer = napari.Viewer(title=f"napari-stimage: {args.root}")
+    _, browser = viewer.window.add_plugin_dock_widget("napari-stimage", "Browse slides")
+    browser.set_root(args.root)
+    napari.run()
     return 0
 
 
@@ -138,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", help="words that must all appear in slide, title, keywords or abstract")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(func=_cmd_slides)
+    p = sub.add_parser("browse", help="open napari with the slide browser on a dataset root")
+    p.add_argument("root", help="dataset root (STimage-1K4M or HEST-1k), or its meta table")
+    p.set_defaults(func=_cmd_browse)
 
     from . import render
 

@@ -145,6 +145,15 @@ def autoscale_limits(values: np.ndarray, percentiles: Sequence[float] = DEFAULT_
     return (lo, hi)
 
 
+def side_by_side_limits(values: Sequence[np.ndarray], shared: bool = True) -> list[tuple[float, float]]:
+    """Contrast limits of slides shown side by side: one range over all their values (`shared`,
+    so one value has one colour in every tile and one colorbar reads for all), or each its own."""
+    if shared:
+        limits = autoscale_limits(np.concatenate([np.asarray(v, dtype=np.float64) for v in values]))
+        return [limits] * len(values)
+    return [autoscale_limits(np.asarray(v, dtype=np.float64)) for v in values]
+
+
 @dataclass(frozen=True, eq=False)
 class GeneValues:
     """A coloring's per-spot values plus what colouring them needs, computed once.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +291,50 @@ def render_prediction_comparison(
     return np.asarray(out.convert("RGB"))
 
 
+def render_side_by_side(
+    slides: Sequence,
+    genes: str | Sequence[str],
+    *,
+    shared: bool = True,
+    colormap: str = "viridis",
+    transform: str = col.DEFAULT_TRANSFORM,
+    non_expressing: str = "transparent",
+    opacity: float = 0.9,
+    width: int = 600,
+) -> np.ndarray:
+    """Slides in a row, each `width` pixels wide under a strip with its name, coloured by one gene
+    (or gene-set score) as (H, W, 3) uint8 RGB. `shared`: one colour range over all slides and one
+    colorbar on the right, so one value has one colour in every tile; else each slide its own
+    range and colorbar. A slide lacking the gene raises KeyError naming it."""
+    from PIL import Image, ImageDraw
+
+    genes = tuple(col.parse_gene_list(genes) if isinstance(genes, str) else genes)
+    coloring = col.GeneColoring(genes, transform, colormap, None, non_expressing)
+    values = []
+    for slide in slides:
+        try:
+            values.append(coloring.values(slide))
+        except KeyError as exc:
+            raise KeyError(f"{slide.name}: {exc.args[0] if exc.args else exc}") from exc
+    limits = col.side_by_side_limits(values, shared)
+    tiles = [
+        render_slide(slide, genes, colormap=colormap, transform=transform, contrast_limits=lim,
+                     non_expressing=non_expressing, opacity=opacity, width=width, panel=not shared)
+        for slide, lim in zip(slides, limits, strict=True)
+    ]
+    tile_w = max(t.shape[1] for t in tiles)
+    height = TITLE_HEIGHT + max(t.shape[0] for t in tiles)
+    bar = _colorbar_panel(height - TITLE_HEIGHT, replace(coloring, contrast_limits=limits[0]), limits[0]) if shared else None
+    out = Image.new("RGBA", (len(tiles) * tile_w + (bar.width if bar else 0), height), BACKGROUND + (255,))
+    draw = ImageDraw.Draw(out)
+    for k, (slide, tile) in enumerate(zip(slides, tiles, strict=True)):
+        out.paste(Image.fromarray(tile).convert("RGBA"), (k * tile_w, TITLE_HEIGHT))
+        draw.text((k * tile_w + 8, 10), _clip(slide.name, max(8, tile_w // 8)), fill=TEXT_COLOR, font=_font(14))
+    if bar is not None:
+        out.paste(bar, (len(tiles) * tile_w, TITLE_HEIGHT))
+    return np.asarray(out.convert("RGB"))
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "render",
@@ -297,8 +342,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("path", help="any file of the slide (image, coord, count or annotation)")
+    p.add_argument("path", nargs="+",
+                   help="any file of the slide (image, coord, count or annotation); several slides with --gene "
+                        "are drawn side by side with one shared colour range")
     p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--per-slide-range", action="store_true",
+                   help="side by side: each slide its own colour range and colorbar (default: one shared range)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--gene", help="gene name; several (comma separated) colour by their mean (gene-set score)")
     what.add_argument("--label", action="store_true", help="colour by the pathologist label")
@@ -368,6 +417,9 @@ def _cmd_render(args) -> int:
     if problem:
         print(f"napari-stimage render: {problem}", file=sys.stderr)
         return 2
+    if len(args.path) > 1:
+        return _cmd_render_side_by_side(args)
+    args.path = args.path[0]
     if args.compare or args.predictions:
         return _cmd_render_comparison(args)
     slide = load_slide(args.path)
@@ -394,6 +446,30 @@ def _cmd_render(args) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(args.out)
     print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]})")
+    return 0
+
+
+def _cmd_render_side_by_side(args) -> int:
+    from PIL import Image
+
+    from .io.registry import load_slide
+
+    if not args.gene or args.label or args.compare or args.predictions:
+        print("napari-stimage render: several slides are drawn side by side by one --gene (no --label, --compare)",
+              file=sys.stderr)
+        return 2
+    slides = [load_slide(path) for path in args.path]
+    try:
+        image = render_side_by_side(
+            slides, args.gene, shared=not args.per_slide_range, colormap=args.colormap, transform=args.transform,
+            non_expressing=args.non_expressing, opacity=args.opacity, width=args.width,
+        )
+    except KeyError as exc:
+        print(f"napari-stimage render: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(args.out)
+    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]}, {len(slides)} slides)")
     return 0
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
+def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True, prepare=None, on_added=None):
     """Start loading `path` in a worker thread; layers are added when it finishes.
+
+    `prepare(slide, layer_data)` runs on the GUI thread just before the layers are added (it may
+    edit their metadata); `on_added(slide, layers)` just after (the slide browser uses both to
+    carry one slide's view over to the next).
 
     Progress shows in napari's activity panel with a Cancel button (`worker.progress_bar`).
     Errors are shown as napari notifications naming the file; the viewer keeps running.
@@ -62,7 +66,9 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
 
     def on_returned(result):
         slide, layer_data = result
-        add_slide_to_viewer(viewer, slide, layer_data)
+        if prepare is not None:
+            prepare(slide, layer_data)
+        layers = add_slide_to_viewer(viewer, slide, layer_data)
         show_opening_report(slide)
         if dock_widgets:
             add_dock_widgets(viewer)
@@ -70,6 +76,8 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
             from qtpy.QtCore import QTimer
 
             QTimer.singleShot(0, viewer.reset_view)
+        if on_added is not None:
+            on_added(slide, layers)
 
     def on_errored(exc):
         if isinstance(exc, Cancelled):
@@ -86,9 +94,10 @@ def open_slide_in_viewer(viewer, path: str | Path, dock_widgets: bool = True):
     return worker
 
 
-# Widgets for a file the user brings later (a prediction .h5ad docks its own): not docked on
-# opening a slide, where two docks already share the window's height.
-DOCKED_ON_DEMAND = frozenset({"Compare predictions"})
+# Docked only when asked for, not with every slide (two docks already share the window's height):
+# the prediction comparison docks itself for a prediction file, the dataset browser opens slides
+# rather than working on one (Plugins menu or `napari-stimage browse`).
+DOCKED_ON_DEMAND = frozenset({"Compare predictions", "Browse slides"})
 
 
 def add_dock_widgets(viewer) -> None:

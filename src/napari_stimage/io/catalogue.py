@@ -280,6 +280,30 @@ class Catalogue:
     def filter(self, **criteria) -> pd.DataFrame:
         return self.table[self.filter_mask(**criteria)]
 
+    def slide_path(self, slide: str) -> Path | None:
+        """The file that opens `slide` (its coord CSV, or a HEST sample's h5ad), when on disk."""
+        if self.root is None:
+            return None
+        row = self.table.loc[self.table["slide"] == slide]
+        if row.empty or not bool(row["on_disk"].iloc[0]):
+            return None
+        if row["dataset"].iloc[0] == HEST:
+            return self.root / "st" / f"{slide}.h5ad"
+        return self.root / row["tech"].iloc[0] / "coord" / f"{slide}{COORD_SUFFIX}"
+
+    def image_path(self, slide: str) -> Path | None:
+        """The slide's H&E image file, when there is one on disk."""
+        if self.root is None:
+            return None
+        row = self.table.loc[self.table["slide"] == slide]
+        if row.empty:
+            return None
+        if row["dataset"].iloc[0] == HEST:
+            path = self.root / "wsis" / f"{slide}.tif"
+        else:
+            path = self.root / (row["tech"].iloc[0] or "_") / "image" / f"{slide}{IMAGE_SUFFIX}"
+        return path if path.is_file() else None
+
     def choices(self, column: str) -> list[str]:
         """Distinct values a filter can offer (tissues grouped by synonym and split into parts)."""
         if column == "tissue":
@@ -287,6 +311,37 @@ class Catalogue:
         if column == "species":
             return sorted(set().union(*self._species) - {""})
         return sorted(v for v in self.table[column].unique() if v)
+
+
+RECENT_ROOTS_FILE = "recent_dataset_roots.json"
+N_RECENT_ROOTS = 8
+
+
+def load_recent_roots() -> list[str]:
+    """Dataset roots browsed last, newest first (kept in the plugin's config folder)."""
+    from .cache import config_dir
+
+    try:
+        loaded = json.loads((config_dir() / RECENT_ROOTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(r) for r in loaded][:N_RECENT_ROOTS] if isinstance(loaded, list) else []
+
+
+def remember_recent_root(root: str | Path) -> list[str]:
+    """Put `root` first in the recent roots; a read-only config folder only loses the memory."""
+    from ..core.storage import atomic_write_text
+    from .cache import config_dir
+
+    root = str(Path(root).expanduser().resolve())
+    recent = ([root] + [r for r in load_recent_roots() if r != root])[:N_RECENT_ROOTS]
+    try:
+        path = config_dir() / RECENT_ROOTS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(recent, indent=1))
+    except OSError:
+        pass
+    return recent
 
 
 def _join_disk(meta: pd.DataFrame, disk: dict[str, _DiskSlide], dataset: str) -> pd.DataFrame:

@@ -356,3 +356,34 @@ def _pyramid_with_pil(source: Path, out: Path, progress, cancel) -> None:
                 progress(i, len(levels) - 1)
     if progress is not None and len(levels) == 1:
         progress(1, 1)
+
+
+THUMBNAIL_MAX_SOURCE_PIXELS = 4000 * 4000  # above this, only a cached pyramid gives a quick thumbnail
+
+
+def quick_thumbnail(source: str | Path, size: int = 256) -> np.ndarray | None:
+    """An (h, w, 3) uint8 preview at most `size` pixels on its longest side, or None when none can
+    be made quickly: the smallest level of the slide's cached pyramid, else the image itself when
+    it is small (JPEG decodes straight at a reduced scale). A huge image is never decoded here."""
+    from PIL import Image
+
+    source = Path(source)
+    if pyramid_is_valid(source):
+        import tifffile
+
+        with tifffile.TiffFile(pyramid_cache_path(source)) as tif:
+            array = normalise_rgb(tif.series[0].levels[-1].asarray())
+        image = Image.fromarray(np.ascontiguousarray(array).astype(np.uint8))
+    else:
+        shape = image_shape(source)
+        kind = sniff_image_format(source)
+        if shape is None or kind not in ("png", "jpeg") or shape[0] * shape[1] > THUMBNAIL_MAX_SOURCE_PIXELS:
+            return None
+        try:
+            with Image.open(source) as opened:
+                opened.draft("RGB", (size, size))  # JPEG: decode at 1/2..1/8 scale
+                image = opened.convert("RGB")
+        except (OSError, ValueError):
+            return None
+    image.thumbnail((size, size))
+    return np.asarray(image.convert("RGB"))
