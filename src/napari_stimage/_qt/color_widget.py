@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -38,7 +37,7 @@ from .. import coloring as col
 from ..viewer.following import LayerFollower
 from ..viewer.layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH, initial_coloring
 from ..viewer.metadata import slide_of
-from .curate_widget import _ScrollArea
+from .parts import ScrollArea, WrappingCheckBox
 
 STATE_KEY = "stimage_coloring"
 VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
@@ -59,42 +58,6 @@ class LayerColorState:
     spot_style: str = "filled"  # one of SPOT_STYLES
     # per-point border alpha from before a label was hidden, to give the rims back (None: none hidden)
     border_alpha: np.ndarray | None = None
-
-
-class _WrappingCheckBox(QWidget):
-    """A checkbox whose text wraps onto more lines (QCheckBox's cannot), so a long label never
-    pushes the legend's solo button out of the dock. Clicking the text toggles it, as usual."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.box = QCheckBox()
-        self.text_label = QLabel(text)
-        self.text_label.setWordWrap(True)
-        # a word longer than the dock is cut rather than widening the row
-        self.text_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.text_label.setMinimumWidth(40)
-        layout.addWidget(self.box)
-        layout.addWidget(self.text_label, 1)
-        self.toggled = self.box.toggled
-
-    def text(self) -> str:
-        return self.text_label.text()
-
-    def click(self) -> None:
-        self.box.click()
-
-    def isChecked(self) -> bool:  # noqa: N802 (Qt naming)
-        return self.box.isChecked()
-
-    def setChecked(self, checked: bool) -> None:  # noqa: N802 (Qt naming)
-        self.box.setChecked(checked)
-
-    def mouseReleaseEvent(self, event):  # noqa: N802 (Qt API): a click on the text
-        if event.button() == Qt.MouseButton.LeftButton:
-            self.box.click()
-        super().mouseReleaseEvent(event)
 
 
 def set_face_colors(layer, rgba: np.ndarray) -> None:
@@ -130,7 +93,7 @@ class ColorWidget(QWidget):
         self._filling_candidates = False  # True while the candidate list is refilled after typing
         self._navigated = False  # the user moved through the candidates since the last keystroke
         self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
-        self.legend_rows: dict[str, tuple[QPushButton, _WrappingCheckBox, QToolButton]] = {}
+        self.legend_rows: dict[str, tuple[QPushButton, WrappingCheckBox, QToolButton]] = {}
         self._build_ui()
         # the colorbar's title names the slide once several are open
         self.follower = LayerFollower(self.viewer, self._is_spots, self._set_layer, self._show_colorbar)
@@ -141,7 +104,7 @@ class ColorWidget(QWidget):
         # the content scrolls when the dock is short, so two docks fit a 1080-pixel-high screen
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll_area = _ScrollArea(MIN_VISIBLE_HEIGHT)
+        self.scroll_area = ScrollArea(MIN_VISIBLE_HEIGHT)
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
         content = QWidget()
@@ -832,7 +795,7 @@ class ColorWidget(QWidget):
             swatch.setToolTip("change colour")
             swatch.clicked.connect(lambda _=False, lab=entry.label: self._pick_color(lab))
             key = f"[{k + 1}] " if hotkeys and k < 9 and not entry.unlabelled else ""
-            check = _WrappingCheckBox(f"{key}{entry.label}  ({entry.count})")
+            check = WrappingCheckBox(f"{key}{entry.label}  ({entry.count})")
             if key:
                 check.setToolTip(f"key {k + 1} on the spots layer assigns this label (Curate labels)")
             check.setChecked(entry.label not in hidden)
