@@ -226,7 +226,7 @@ def test_widget_is_contributed_through_the_manifest(make_napari_viewer, slide):
 def test_swatch_click_opens_colour_picker_and_recolours(viewer_and_widget, monkeypatch, slide):
     from qtpy.QtGui import QColor
 
-    import napari_stimage._qt.color_widget as module
+    import napari_stimage._qt.panels.legend as module  # the legend panel opens the colour dialog
 
     _, widget, layer = viewer_and_widget
     widget.tabs.setCurrentIndex(1)
@@ -306,7 +306,7 @@ def test_gene_switch_sends_the_points_to_the_canvas_once_with_the_new_colours(vi
 def test_set_face_colors_without_napari_internals_falls_back_to_the_public_setter():
     from types import SimpleNamespace
 
-    from napari_stimage._qt.color_widget import set_face_colors
+    from napari_stimage.viewer.layer_colors import set_face_colors
 
     layer = SimpleNamespace(face_color=None)
     rgba = np.zeros((3, 4), dtype=np.float32)
