@@ -45,3 +45,21 @@ def hd_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
     return write_synthetic_slide(tmp_path / "STimage-1K4M", name="Mouse_Brain_Synthetic_VisiumHD", tech="VisiumHD", pitch=16.0,
                                  n_genes=20, layout="square")
+
+
+@pytest.fixture
+def slide_in_viewer(make_napari_viewer, slide):
+    """A viewer holding the sample slide (image and spots): (viewer, spots layer)."""
+    from napari_stimage.viewer.layers import add_slide_to_viewer
+
+    viewer = make_napari_viewer()
+    return viewer, add_slide_to_viewer(viewer, slide)[-1]
+
+
+@pytest.fixture
+def slide_in_shown_viewer(make_napari_viewer, slide):
+    """The same in a shown viewer, for screenshots and canvas input: (viewer, spots layer)."""
+    from napari_stimage.viewer.layers import add_slide_to_viewer
+
+    viewer = make_napari_viewer(show=True)
+    return viewer, add_slide_to_viewer(viewer, slide)[-1]

@@ -67,7 +67,7 @@ def _draw_spots(base, positions: np.ndarray, radii: np.ndarray, rgba: np.ndarray
     # napari puts pixel centres at integer coordinates; PIL pixel k spans [k, k+1)
     centres = (positions + 0.5) * scale
     r = radii * scale
-    for (cy, cx), radius, color in zip(centres, r, colors):
+    for (cy, cx), radius, color in zip(centres, r, colors, strict=True):
         if color[3] == 0:
             continue
         draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(int(c) for c in color))

@@ -17,6 +17,7 @@ import numpy as np
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout
 
 from .. import coloring as col
+from ..viewer.canvas import text_overlay
 from ..viewer.layer_colors import STATE_KEY, VALUE_COLUMN, LayerColorState, SpotsColoring
 from ..viewer.layers import initial_coloring
 from ..viewer.metadata import slide_of
@@ -239,7 +240,7 @@ class ColorWidget(SlideLayerWidget):
         self.layer.face_colorbar.visible = show
         # napari's colorbar has no title; the canvas text overlay names gene and transform
         # (napari tiles canvas overlays that share a corner, so the title sits by the bar)
-        overlay = self.viewer.text_overlay
+        overlay = text_overlay(self.viewer)
         title = self.colorbar_title() if show else ""
         if show and overlay.text != title:
             overlay.text = title

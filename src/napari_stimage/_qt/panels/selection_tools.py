@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...core.selection import SpotIndex, points_in_polygon, points_in_rectangle
+from ...viewer.canvas import camera
 from ...viewer.following import HELPER_KEY, unwrap
 from ...viewer.targets import SPOT_TOOL_TIPS, TOOL_TITLES, TOOLS
 
@@ -295,7 +296,7 @@ class SelectionToolsPanel(QGroupBox):
         with stroke.events.blocker_all():
             stroke.data = []
         # data units per screen pixel: the camera zoom is screen pixels per world unit
-        width = STROKE_PIXELS / (viewer.camera.zoom * abs(float(stroke.scale[-1])))
+        width = STROKE_PIXELS / (camera(viewer).zoom * abs(float(stroke.scale[-1])))
         if tool == "rectangle":
             (y0, x0), (y1, x1) = points[0], points[-1]
             stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=width,
