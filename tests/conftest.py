@@ -92,3 +92,21 @@ def stpath_outputs():
     """`write_stpath_outputs(slide, tmp_path, order=None, seed=1, tag="pred")` -> (prediction .h5ad,
     embeddings .h5), as STPath writes them."""
     return write_stpath_outputs
+
+
+@pytest.fixture
+def slide_in_viewer(make_napari_viewer, slide):
+    """A viewer holding the sample slide (image and spots): (viewer, spots layer)."""
+    from napari_stimage.viewer.layers import add_slide_to_viewer
+
+    viewer = make_napari_viewer()
+    return viewer, add_slide_to_viewer(viewer, slide)[-1]
+
+
+@pytest.fixture
+def slide_in_shown_viewer(make_napari_viewer, slide):
+    """The same in a shown viewer, for screenshots and canvas input: (viewer, spots layer)."""
+    from napari_stimage.viewer.layers import add_slide_to_viewer
+
+    viewer = make_napari_viewer(show=True)
+    return viewer, add_slide_to_viewer(viewer, slide)[-1]

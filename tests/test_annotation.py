@@ -59,8 +59,8 @@ def test_edits_change_only_the_edited_rows(name):
     new_label = 'New, "odd" *é'
     edited = parse_annotation(table.with_labels({"S_A-1": new_label, "S_NEW-1": "WM"}).to_bytes())
     assert edited.header == table.header
-    before = [(s, label) for s, label in zip(table.spot_ids, table.labels)]
-    after = [(s, label) for s, label in zip(edited.spot_ids, edited.labels)]
+    before = [(s, label) for s, label in zip(table.spot_ids, table.labels, strict=True)]
+    after = [(s, label) for s, label in zip(edited.spot_ids, edited.labels, strict=True)]
     expected = [(s, new_label if s == "S_A-1" else label) for s, label in before] + [("S_NEW-1", "WM")]
     assert after == expected
     # untouched rows are byte-identical: compare the raw text of non-A rows
@@ -198,8 +198,8 @@ def test_any_csv_writer_output_round_trips(header, rows, quoting, terminator, bo
         spot = rows[0][0]
         edited = parse_annotation(table.with_labels({spot: 'x, "y"\n'}).to_bytes())
         assert edited.first_labels()[spot] == 'x, "y"\n'
-        assert [label for s, label in zip(edited.spot_ids, edited.labels) if s != spot] == [
-            label for s, label in zip(table.spot_ids, table.labels) if s != spot
+        assert [label for s, label in zip(edited.spot_ids, edited.labels, strict=True) if s != spot] == [
+            label for s, label in zip(table.spot_ids, table.labels, strict=True) if s != spot
         ]
 
 

@@ -124,7 +124,7 @@ def test_dense_slide_gets_raster_layers(tmp_path, monkeypatch):
     ids = [f"{name}_s_008um_{k:05d}-1" for k in range(len(pos))]
     with open(root / "coord" / f"{name}_coord.csv", "w") as fh:
         fh.write(",yaxis,xaxis,r\n")
-        for sid, (y, x) in zip(ids, pos):
+        for sid, (y, x) in zip(ids, pos, strict=True):
             fh.write(f"{sid},{y},{x},14.65\n")
     rng = np.random.default_rng(0)
     with open(root / "gene_exp" / f"{name}_count.csv", "w") as fh:
@@ -188,7 +188,7 @@ def _saved_changes(paths, slide):
     from napari_stimage.io.stimage.annotation import read_annotation
 
     before = {s: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v)
-              for s, v in zip(slide.spots["spot_id"], slide.labels)}
+              for s, v in zip(slide.spots["spot_id"], slide.labels, strict=True)}
     after = read_annotation(paths.annotation).first_labels()
     return {s: after.get(s) for s in before if after.get(s) != before[s]}
 

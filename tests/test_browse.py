@@ -11,6 +11,7 @@ from napari_stimage import coloring as col
 from napari_stimage.cli import main as cli_main
 from napari_stimage.io.cache import is_cache_valid
 from napari_stimage.synthetic import write_synthetic_slide
+from napari_stimage.viewer.canvas import camera
 from napari_stimage.viewer.editors import editor_for_layer
 from napari_stimage.viewer.metadata import slide_of
 
@@ -145,8 +146,8 @@ def test_walk_keeps_gene_labels_camera_and_prefetches(browser, qtbot, tree):
     hidden = set(color.state().hidden_labels)
     assert "adipose tissue" in hidden
     lo, hi = (np.asarray(e) for e in (spots.extent.world[0][-2:], spots.extent.world[1][-2:]))
-    viewer.camera.center = tuple(lo + np.array([0.3, 0.6]) * (hi - lo))
-    viewer.camera.zoom = 3.0
+    camera(viewer).center = tuple(lo + np.array([0.3, 0.6]) * (hi - lo))
+    camera(viewer).zoom = 3.0
     relative_zoom = 3.0 * (hi - lo).max()
 
     widget.next_button.click()
@@ -161,9 +162,9 @@ def test_walk_keeps_gene_labels_camera_and_prefetches(browser, qtbot, tree):
     shown_rows = labels == "invasive cancer"
     assert np.all(np.asarray(spots.face_color)[shown_rows, 3] > 0)
     lo, hi = (np.asarray(e) for e in (spots.extent.world[0][-2:], spots.extent.world[1][-2:]))
-    center = np.asarray(viewer.camera.center)[-2:]
+    center = np.asarray(camera(viewer).center)[-2:]
     assert np.allclose((center - lo) / (hi - lo), [0.3, 0.6], atol=0.02)
-    assert viewer.camera.zoom * (hi - lo).max() == pytest.approx(relative_zoom, rel=0.02)
+    assert camera(viewer).zoom * (hi - lo).max() == pytest.approx(relative_zoom, rel=0.02)
 
     # gene mode, a colormap and a fixed range go on to the next slide too
     color.apply_genes(["ERBB2"])

@@ -5,13 +5,13 @@ from qtpy.QtCore import Qt
 from napari_stimage import coloring as col
 from napari_stimage._qt.color_widget import VALUE_COLUMN, ColorWidget
 from napari_stimage.core.labels import UNLABELLED
+from napari_stimage.viewer.canvas import camera, text_overlay
 from napari_stimage.viewer.layers import add_slide_to_viewer
 
 
 @pytest.fixture
-def viewer_and_widget(make_napari_viewer, slide, qtbot):
-    viewer = make_napari_viewer()
-    layer = add_slide_to_viewer(viewer, slide)[-1]
+def viewer_and_widget(slide_in_viewer, qtbot):
+    viewer, layer = slide_in_viewer
     widget = ColorWidget(viewer)
     qtbot.addWidget(widget)
     return viewer, widget, layer
@@ -42,7 +42,7 @@ def test_picker_filters_as_you_type_and_applies_on_enter(viewer_and_widget, qtbo
     assert layer.face_color[hot, 3] == 1.0 and layer.face_color[cold, 3] == 0.0
     assert layer.face_colorbar.visible
     assert tuple(layer.face_contrast_limits) == pytest.approx(coloring.contrast_limits)
-    assert "ERBB2" in viewer.text_overlay.text and "log1p" in viewer.text_overlay.text
+    assert "ERBB2" in text_overlay(viewer).text and "log1p" in text_overlay(viewer).text
     assert layer.features[VALUE_COLUMN].iloc[hot] == pytest.approx(values[hot])
     status = layer.get_status(tuple(slide.positions[hot]), world=True)["coordinates"]
     assert slide.spots["spot_id"].iloc[hot] in status and f"{VALUE_COLUMN}: " in status
@@ -68,7 +68,7 @@ def test_transform_colormap_range_and_grey(viewer_and_widget, qtbot, slide):
     viewer, widget, layer = viewer_and_widget
     _type_gene(qtbot, widget, "ERBB2")
     widget.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index("log1p_cp10k"))
-    assert "counts per 10k" in viewer.text_overlay.text
+    assert "counts per 10k" in text_overlay(viewer).text
     widget.colormap_combo.setCurrentText("magma")
     widget.non_expressing_combo.setCurrentText("grey")
     widget.range_slider.setValue((0.0, 0.5))
@@ -156,9 +156,8 @@ def test_follows_selected_layer_with_two_slides(make_napari_viewer, qtbot, tmp_p
     assert layer_b.face_colorbar.visible and not layer_a.face_colorbar.visible
 
 
-def test_screenshot_shows_gene_colours(make_napari_viewer, qtbot, slide):
-    viewer = make_napari_viewer(show=True)
-    layer = add_slide_to_viewer(viewer, slide)[-1]
+def test_screenshot_shows_gene_colours(slide_in_shown_viewer, qtbot, slide):
+    viewer, layer = slide_in_shown_viewer
     viewer.layers[0].visible = False  # the spots alone on the black canvas
     layer.border_width = 0
     layer.opacity = 1.0
@@ -177,7 +176,7 @@ def test_screenshot_shows_gene_colours(make_napari_viewer, qtbot, slide):
 
     def pixel(i):
         world = slide.positions[i]
-        cam = viewer.camera  # 2D view: canvas pixel = (world - centre) * zoom + half the canvas
+        cam = camera(viewer)  # 2D view: canvas pixel = (world - centre) * zoom + half the canvas
         h, w = shot.shape[:2]
         row = (world[0] - cam.center[-2]) * cam.zoom + h / 2
         col_ = (world[1] - cam.center[-1]) * cam.zoom + w / 2
@@ -210,9 +209,8 @@ def test_widget_and_render_give_the_same_colours(viewer_and_widget, qtbot, slide
         assert np.abs(pixel - np.round(layer.face_color[i, :3] * 255)).max() <= 1
 
 
-def test_widget_is_contributed_through_the_manifest(make_napari_viewer, slide):
-    viewer = make_napari_viewer()
-    layer = add_slide_to_viewer(viewer, slide)[-1]
+def test_widget_is_contributed_through_the_manifest(slide_in_viewer, slide):
+    viewer, layer = slide_in_viewer
     _, widget = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
     assert isinstance(widget, ColorWidget)
     # napari hands plugins a public-only proxy of the viewer: colouring must work through it
@@ -226,7 +224,7 @@ def test_widget_is_contributed_through_the_manifest(make_napari_viewer, slide):
 def test_swatch_click_opens_colour_picker_and_recolours(viewer_and_widget, monkeypatch, slide):
     from qtpy.QtGui import QColor
 
-    import napari_stimage._qt.color_widget as module
+    import napari_stimage._qt.panels.legend as module  # the legend panel opens the colour dialog
 
     _, widget, layer = viewer_and_widget
     widget.tabs.setCurrentIndex(1)
@@ -306,7 +304,7 @@ def test_gene_switch_sends_the_points_to_the_canvas_once_with_the_new_colours(vi
 def test_set_face_colors_without_napari_internals_falls_back_to_the_public_setter():
     from types import SimpleNamespace
 
-    from napari_stimage._qt.color_widget import set_face_colors
+    from napari_stimage.viewer.layer_colors import set_face_colors
 
     layer = SimpleNamespace(face_color=None)
     rgba = np.zeros((3, 4), dtype=np.float32)
@@ -321,19 +319,19 @@ def test_switching_back_to_a_gene_reuses_its_values_and_restores_colours_bar_and
     gene_values = slide.gene_values
     monkeypatch.setattr(slide, "gene_values", lambda gene: read.append(gene) or gene_values(gene))
     widget.apply_genes(["ERBB2"])
-    first = (layer.face_color.copy(), tuple(layer.face_contrast_limits), viewer.text_overlay.text,
+    first = (layer.face_color.copy(), tuple(layer.face_contrast_limits), text_overlay(viewer).text,
              layer.features[VALUE_COLUMN].to_numpy().copy())
     widget.apply_genes(["PTPRC"])
-    assert viewer.text_overlay.text.startswith("PTPRC") and tuple(layer.face_contrast_limits) != first[1]
+    assert text_overlay(viewer).text.startswith("PTPRC") and tuple(layer.face_contrast_limits) != first[1]
     read.clear()
     widget.apply_genes(["ERBB2"])
     assert read == []  # served from the widget's cache
     assert np.array_equal(layer.face_color, first[0])
     assert tuple(layer.face_contrast_limits) == first[1]
-    assert viewer.text_overlay.text == first[2] and layer.face_colorbar.visible
+    assert text_overlay(viewer).text == first[2] and layer.face_colorbar.visible
     assert np.array_equal(layer.features[VALUE_COLUMN].to_numpy(), first[3], equal_nan=True)
     widget.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index("raw"))  # another transform: new values
-    assert read == ["ERBB2"] and viewer.text_overlay.text == "ERBB2 · raw counts"
+    assert read == ["ERBB2"] and text_overlay(viewer).text == "ERBB2 · raw counts"
     assert np.allclose(layer.features[VALUE_COLUMN], slide.gene_values("ERBB2"), equal_nan=True)
 
 
@@ -351,8 +349,8 @@ def test_value_cache_follows_deleted_points(viewer_and_widget, slide):
 
 def _canvas_pixel(viewer, shot, y, x):
     """Screenshot pixel under world point (y, x) in a 2D view (as tests/test_reader.py)."""
-    cy, cx = viewer.camera.center[-2:]
-    zoom = viewer.camera.zoom
+    cy, cx = camera(viewer).center[-2:]
+    zoom = camera(viewer).zoom
     h, w = shot.shape[:2]
     return shot[int(round((y - cy) * zoom + h / 2)), int(round((x - cx) * zoom + w / 2)), :3].astype(int)
 
@@ -511,7 +509,7 @@ def test_unknown_gene_says_so_and_leaves_no_stale_text(viewer_and_widget, qtbot)
     _type_gene(qtbot, widget, "zzz")
     assert "no gene 'zzz' on this slide" in widget.candidate_info.text()
     assert widget.gene_edit.text() == "ERBB2"  # the box names what the canvas shows
-    assert viewer.text_overlay.text.startswith("ERBB2") and np.array_equal(layer.face_color, colors)
+    assert text_overlay(viewer).text.startswith("ERBB2") and np.array_equal(layer.face_color, colors)
     _type_gene(qtbot, widget, "ERBB2, MALAT")  # resolves; and a misspelling gets suggestions
     _type_gene(qtbot, widget, "ERBX2")
     assert "did you mean ERBB2" in widget.candidate_info.text()
@@ -545,16 +543,16 @@ def test_colorbar_title_names_the_slide_when_several_are_open(make_napari_viewer
     widget = ColorWidget(viewer)
     qtbot.addWidget(widget)
     widget.apply_genes(["ERBB2"])
-    assert viewer.text_overlay.text == "ERBB2 · log1p"  # one slide: no need to say which
+    assert text_overlay(viewer).text == "ERBB2 · log1p"  # one slide: no need to say which
     b = load_slide(write_synthetic_slide(tmp_path / "b", name="Slide_B_Visium", seed=1).coord)
     layer_b = add_slide_to_viewer(viewer, b)[-1]
     viewer.layers.selection.active = layer_b
     widget.apply_genes(["PTPRC"])
-    assert viewer.text_overlay.text == "Slide_B_Visium · PTPRC · log1p"
+    assert text_overlay(viewer).text == "Slide_B_Visium · PTPRC · log1p"
     viewer.layers.selection.active = layer_a
-    assert viewer.text_overlay.text == "Slide_A_Visium · ERBB2 · log1p"
+    assert text_overlay(viewer).text == "Slide_A_Visium · ERBB2 · log1p"
     viewer.layers.remove(layer_b)
-    assert viewer.text_overlay.text == "ERBB2 · log1p"
+    assert text_overlay(viewer).text == "ERBB2 · log1p"
 
 
 def test_hover_status_lists_id_label_and_value_first(viewer_and_widget, slide):

@@ -6,14 +6,14 @@ import pytest
 from napari_stimage._qt.curate_widget import CurateWidget
 from napari_stimage.core.selection import points_in_polygon, points_near_path
 from napari_stimage.io.stimage.annotation import read_annotation
+from napari_stimage.viewer.canvas import camera
 from napari_stimage.viewer.editors import editor_for_layer
 from napari_stimage.viewer.layers import add_slide_to_viewer
 
 
 @pytest.fixture
-def curate(make_napari_viewer, slide, qtbot):
-    viewer = make_napari_viewer()
-    layer = add_slide_to_viewer(viewer, slide)[-1]
+def curate(slide_in_viewer, qtbot):
+    viewer, layer = slide_in_viewer
     widget = CurateWidget(viewer)
     widget.questions = []
     # closing the viewer at teardown asks about unsaved edits: answer "don't save"
@@ -58,13 +58,13 @@ def test_lasso_selects_spots_inside_and_assigns_a_typed_label(curate, qtbot, sli
     viewer, widget, layer = curate
     assert widget.layer is layer and widget.editor is editor_for_layer(layer)
     widget.set_tool("lasso")
-    assert viewer.layers.selection.active is layer and not viewer.camera.mouse_pan
+    assert viewer.layers.selection.active is layer and not camera(viewer).mouse_pan
     centre = slide.positions.mean(axis=0)
     angles = np.linspace(0, 2 * np.pi, 40)
     lasso = centre + np.c_[np.sin(angles) * 150, np.cos(angles) * 220]  # an ellipse
-    camera_before = tuple(viewer.camera.center)
+    camera_before = tuple(camera(viewer).center)
     _drag(viewer, lasso, qtbot)
-    assert tuple(viewer.camera.center) == camera_before  # drawing did not pan the view
+    assert tuple(camera(viewer).center) == camera_before  # drawing did not pan the view
     expected = points_in_polygon(slide.positions, lasso)
     inside = ((slide.positions - centre) ** 2 / np.array([150, 220]) ** 2).sum(axis=1) < 0.9
     assert expected.size > 5 and set(np.flatnonzero(inside)) <= set(expected.tolist())
@@ -234,7 +234,7 @@ def test_writer_contribution_saves_labels(make_napari_viewer, slide, tmp_path):
     original = slide.paths.annotation.read_bytes().decode().splitlines()
     saved = out.read_bytes().decode().splitlines()
     assert len(saved) == len(original)
-    assert sum(a != b for a, b in zip(original, saved)) == 1
+    assert sum(a != b for a, b in zip(original, saved, strict=True)) == 1
 
 
 def test_rectangle_selects_and_alt_removes_and_redo_key(curate, qtbot, slide):
@@ -431,7 +431,7 @@ def hd_curate(make_napari_viewer, hd_paths, qtbot):
 
 def _saved_changes(paths, slide, annotation_path=None):
     """Spot id -> label for every spot whose saved label differs from the original file's."""
-    before = {s: (v if isinstance(v, str) else None) for s, v in zip(slide.spots["spot_id"], slide.labels)}
+    before = {s: (v if isinstance(v, str) else None) for s, v in zip(slide.spots["spot_id"], slide.labels, strict=True)}
     after = read_annotation(annotation_path or paths.annotation).first_labels()
     return {s: after.get(s) for s in before if after.get(s) != before[s]}
 

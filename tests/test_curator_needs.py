@@ -13,6 +13,7 @@ from napari_stimage._qt.color_widget import ColorWidget
 from napari_stimage._qt.curate_widget import CurateWidget
 from napari_stimage.core.labels import UNLABELLED
 from napari_stimage.curation.editor import LabelEditor, normalise_label
+from napari_stimage.viewer.canvas import camera
 from napari_stimage.viewer.layers import add_slide_to_viewer
 from test_curate_widget import _drag
 
@@ -20,10 +21,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def docked(make_napari_viewer, slide, qtbot):
+def docked(slide_in_shown_viewer, slide, qtbot):
     """A shown viewer with the slide, the colour widget and the curation widget docked."""
-    viewer = make_napari_viewer(show=True)
-    layer = add_slide_to_viewer(viewer, slide)[-1]
+    viewer, layer = slide_in_shown_viewer
     color = ColorWidget(viewer)
     curate = CurateWidget(viewer)
     curate.ask = lambda title, text, choices: "Don't save"
@@ -92,9 +92,8 @@ def test_hidden_labels_are_never_selected_nor_relabelled(docked, qtbot, slide):
     assert curate.selection.tolist() == hidden.tolist()
 
 
-def test_labels_hidden_before_the_curation_widget_opens_are_protected(make_napari_viewer, slide, qtbot):
-    viewer = make_napari_viewer()
-    layer = add_slide_to_viewer(viewer, slide)[-1]
+def test_labels_hidden_before_the_curation_widget_opens_are_protected(slide_in_viewer, slide, qtbot):
+    viewer, layer = slide_in_viewer
     color = ColorWidget(viewer)
     qtbot.addWidget(color)
     color.legend_rows["invasive cancer"][1].click()
@@ -292,8 +291,8 @@ def test_outline_spots_and_opacity_show_the_tissue_inside(docked, qtbot, slide):
     spot = int(np.flatnonzero(col.display_labels(slide.labels) == "connective tissue")[0])
     y, x = slide.positions[spot]
     r = float(slide.spots["r"].iloc[spot])
-    viewer.camera.center = (y, x)
-    viewer.camera.zoom = 60 / r  # a spot 120 screen pixels wide: the zoom a pathologist labels at
+    camera(viewer).center = (y, x)
+    camera(viewer).zoom = 60 / r  # a spot 120 screen pixels wide: the zoom a pathologist labels at
     entry = {e.label: e.color for e in color.legend_entries()}["connective tissue"]
     swatch = np.array([int(entry[k:k + 2], 16) for k in (1, 3, 5)])
     color.opacity_slider.setValue(1.0)
@@ -322,9 +321,9 @@ def test_outline_spots_and_opacity_show_the_tissue_inside(docked, qtbot, slide):
 @pytest.mark.parametrize("zoom_factor", [1.0, 8.0])
 def test_the_selection_outline_is_three_screen_pixels_wide_at_every_zoom(docked, qtbot, slide, zoom_factor):
     viewer, _, curate, _ = docked
-    viewer.camera.zoom = viewer.camera.zoom * zoom_factor
-    cy, cx = viewer.camera.center[-2:]
-    half = 60 / viewer.camera.zoom  # a 120-pixel rectangle on the screen
+    camera(viewer).zoom = camera(viewer).zoom * zoom_factor
+    cy, cx = camera(viewer).center[-2:]
+    half = 60 / camera(viewer).zoom  # a 120-pixel rectangle on the screen
     curate.tool_buttons["rectangle"].click()
     shots = []
     _drag(viewer, [(cy - half, cx - half), (cy, cx), (cy + half, cx + half)], qtbot,

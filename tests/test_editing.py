@@ -158,7 +158,7 @@ def test_editor_updates_the_layer_features_and_emits(slide):
     editor.undo()
     expected = slide.labels[:3]
     got = layer.features["label"][:3].tolist()
-    assert all((a == b) or (a != a and b != b) for a, b in zip(got, expected))
+    assert all((a == b) or (a != a and b != b) for a, b in zip(got, expected, strict=True))
     assert len(seen) == 2
     assert editor_for_layer(layer) is editor
 

@@ -10,6 +10,7 @@ from napari_stimage import SlideError, add_predictions
 from napari_stimage import coloring as col
 from napari_stimage._qt import predictions_widget as pw
 from napari_stimage.io.predictions import compare, load_predictions
+from napari_stimage.viewer.canvas import camera
 from napari_stimage.viewer.layers import add_slide_to_viewer
 from napari_stimage.viewer.predictions import ROLES, compare_role, models_of
 
@@ -98,7 +99,7 @@ def test_docked_widget_loads_with_the_button_lists_genes_and_clicking_a_row_show
     assert widget.view.gene == RANDOM and tiles["measured"].name.startswith(RANDOM)
     shown = col.ComparisonColors.of(RANDOM, np.log1p(slide.gene_values(RANDOM)),
                                     load_predictions(slide, prediction).gene_values(RANDOM))
-    for role, rgba in zip(ROLES, shown.colors()):
+    for role, rgba in zip(ROLES, shown.colors(), strict=True):
         np.testing.assert_allclose(tiles[role].face_color, rgba, atol=1e-6)
     assert tiles["predicted"].face_contrast_limits == tiles["measured"].face_contrast_limits  # one range
     lo, hi = tiles["residual"].face_contrast_limits
@@ -152,14 +153,14 @@ def test_compare_tiles_show_one_range_and_a_centred_residual_on_screen(
     tiles = _compare_points(viewer)
     for layer in tiles.values():
         layer.opacity, layer.border_width = 1.0, 0  # the spot colour alone under the sampled pixel
-    colors = dict(zip(ROLES, widget.view.colors.colors()))
+    colors = dict(zip(ROLES, widget.view.colors.colors(), strict=True))
     white = np.round(np.asarray(col.colormap_ramp(col.RESIDUAL_COLORMAP, 3)[1][:3]) * 255)
     assert white.min() > 230
     seen = {}
     for spot in (hot, zero):
         # one camera for the three tiles: centred on the spot, each tile shows it at its centre
-        viewer.camera.center = tuple(slide.positions[spot])
-        viewer.camera.zoom = 2.0  # the spot ~44 px across
+        camera(viewer).center = tuple(slide.positions[spot])
+        camera(viewer).zoom = 2.0  # the spot ~44 px across
         shot = viewer.screenshot(canvas_only=True, flash=False)
         m, p, r = seen[spot] = [_tile_pixel(viewer, shot, tiles[role], spot) for role in ROLES]
         assert np.abs(m - p).max() <= 3  # equal values, one range: the same colour
@@ -168,12 +169,12 @@ def test_compare_tiles_show_one_range_and_a_centred_residual_on_screen(
     assert np.abs(seen[hot][0] - seen[zero][0]).max() > 60  # top and bottom of the shared range differ
     # pan and zoom together: one camera change moves the spot by the same amount in every tile
     before = [_tile_position(viewer, tiles[role], zero) for role in ROLES]
-    viewer.camera.center = tuple(slide.positions[zero] + 5)
-    viewer.camera.zoom = 3.0
+    camera(viewer).center = tuple(slide.positions[zero] + 5)
+    camera(viewer).zoom = 3.0
     shot = viewer.screenshot(canvas_only=True, flash=False)
-    moves = [_tile_position(viewer, tiles[role], zero) - b for role, b in zip(ROLES, before)]
+    moves = [_tile_position(viewer, tiles[role], zero) - b for role, b in zip(ROLES, before, strict=True)]
     assert np.abs(moves[0]).min() > 10 and np.allclose(moves, moves[0], atol=0.5)
-    for role, colour in zip(ROLES, seen[zero]):
+    for role, colour in zip(ROLES, seen[zero], strict=True):
         assert np.abs(_tile_pixel(viewer, shot, tiles[role], zero) - colour).max() <= 12
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from napari_stimage._reader import get_reader, read_slide
+from napari_stimage.viewer.canvas import camera
 
 
 def _slide_files(paths):
@@ -80,8 +81,8 @@ def test_bad_input_keeps_the_viewer_running(make_napari_viewer, slide_paths):
 
 def _canvas_pixel(viewer, shot, y, x):
     """Screenshot pixel under world point (y, x) in a 2D view."""
-    cy, cx = viewer.camera.center[-2:]
-    zoom = viewer.camera.zoom
+    cy, cx = camera(viewer).center[-2:]
+    zoom = camera(viewer).zoom
     h, w = shot.shape[:2]
     return shot[int(round((y - cy) * zoom + h / 2)), int(round((x - cx) * zoom + w / 2)), :3].astype(int)
 

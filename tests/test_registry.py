@@ -69,3 +69,18 @@ def test_no_reader_owns_a_path_error_names_every_format(tmp_path, spots_reader):
     assert get_reader(str(stray)) is None
     with pytest.raises(SlideError, match=r"notes\.txt: not a file of an STimage-1K4M slide .* or not a file of a spots table"):
         napari_stimage.load_slide(stray)
+
+
+def test_convert_prepares_what_each_reader_plans_and_nothing_for_others(tmp_path, spots_reader, monkeypatch):
+    from napari_stimage.convert import convert_tree
+
+    (tmp_path / "tiny.spots").write_text("spot_id,y,x,r\na,10,20,5\n")
+    assert registry.cache_plans(tmp_path) == []  # a reader without a cache_plan hook: nothing to build
+    counts = tmp_path / "tiny_count.csv"
+    counts.write_text(",G1,G2\na,1,0\n")
+    planned = registry.SlideReader(**{**vars(spots_reader), "name": "spots-with-counts",
+                                      "cache_plan": lambda p: registry.CachePlan(p.stem, count=counts)})
+    registry.register(planned)
+    assert registry.cache_plans(tmp_path) == [registry.CachePlan("tiny", count=counts)]
+    [result] = convert_tree(tmp_path, show_progress=False)
+    assert (result.name, result.expression, result.error) == ("tiny", "built", None)

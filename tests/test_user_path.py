@@ -21,6 +21,7 @@ from napari_stimage.core.selection import (
     points_in_rectangle,
     points_near_path,
 )
+from napari_stimage.viewer.canvas import camera
 from napari_stimage.viewer.editors import editor_for_layer
 
 # A switch that re-entered itself (the proxy-viewer recursion) ran for about a minute: 10 s fails
@@ -215,13 +216,13 @@ def test_rectangle_drag_hotkey_undo_redo_and_save_write_the_labels(user):
 def test_lasso_and_brush_drags_then_typed_label_and_assign_button(user):
     slide, layer, curate = user.slide, user.layer, user.curate
     user.click(curate, "Lasso")
-    camera_before = tuple(user.viewer.camera.center)
+    camera_before = tuple(camera(user.viewer).center)
     centre = slide.positions.mean(axis=0)
     angles = np.linspace(0, 2 * np.pi, 30)
     lasso = centre + np.c_[np.sin(angles) * 120, np.cos(angles) * 160]
     inside = points_in_polygon(slide.positions, user.drag(lasso))
     assert inside.size > 3 and curate.selection.tolist() == inside.tolist()
-    assert tuple(user.viewer.camera.center) == camera_before  # drawing did not pan the view
+    assert tuple(camera(user.viewer).center) == camera_before  # drawing did not pan the view
 
     user.type_label("tumour margin")
     user.click(curate, "Assign")

@@ -121,7 +121,7 @@ def _cmd_predictions(args) -> int:
         return 2
     slide = load_slide(args.path)
     comparisons = [
-        compare(slide, load_predictions(slide, pred, barcodes)) for pred, barcodes in zip(args.predictions, per_file)
+        compare(slide, load_predictions(slide, pred, barcodes)) for pred, barcodes in zip(args.predictions, per_file, strict=True)
     ]
     write_results(out, comparisons)
     for c in comparisons:

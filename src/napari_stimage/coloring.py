@@ -401,7 +401,7 @@ class GeneSearch:
         exact_i = self._exact.get(query.strip(), self._position.get(q))
         exact = [self.names[exact_i]] if exact_i is not None else []
         prefix, inner = [], []
-        for i, (name, low) in enumerate(zip(self.names, self._lower)):
+        for i, (name, low) in enumerate(zip(self.names, self._lower, strict=True)):
             if i == exact_i:
                 continue
             if low.startswith(q):
@@ -509,7 +509,7 @@ UNLABELLED_COLOR = "#ffffff"
 BUILTIN_LABEL_COLORS = {
     # brain cortical layers, superficial to deep: yellow -> green -> blue, white matter vermilion
     **{f"{prefix}{k}": color for prefix in ("L", "Layer") for k, color in zip(
-        range(1, 7), ("#ffd600", "#00c853", "#009e73", "#1de9b6", "#40c4ff", "#2962ff"))},
+        range(1, 7), ("#ffd600", "#00c853", "#009e73", "#1de9b6", "#40c4ff", "#2962ff"), strict=True)},
     "WM": "#d55e00",
     # tertiary lymphoid structures
     "TLS": "#ffd600", "T_agg": "#d55e00", "NO_TLS": "#40c4ff",
@@ -633,7 +633,7 @@ def legend_entries(values: Iterable, palette: LabelPalette, order: Sequence[str]
     """
     shown = display_labels(values)
     names, counts = np.unique(shown.astype(str), return_counts=True) if len(shown) else ([], [])
-    count_of = dict(zip(names, (int(c) for c in counts)))
+    count_of = dict(zip(names, (int(c) for c in counts), strict=True))
     present = label_categories(shown[shown != UNLABELLED])
     if order is not None:
         listed = [str(label) for label in dict.fromkeys(order) if not is_unlabelled(label) and label != UNLABELLED]

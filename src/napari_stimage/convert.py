@@ -1,6 +1,6 @@
 """Batch conversion of a whole dataset tree into the cache: `napari-stimage convert ROOT`.
 
-For every slide under ROOT (`io.registry.find_slides`) it builds what opening the slide would build
+For every slide under ROOT (`io.registry.cache_plans`: each reader says what its slides need) it builds what opening the slide would build
 on first use: the expression cache of its count CSV (`cache.py`) and, for large PNG/JPEG
 images, the tiled pyramid (`images.py`). Slides whose caches are already valid are skipped,
 so an interrupted run resumes where it stopped (each cache is written atomically).
@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.progress import CancelCallback, ProgressCallback
-from .io.registry import find_slides
-from .io.stimage.layout import SlidePaths
+from .io.registry import CachePlan, cache_plans
 
 
 @dataclass
@@ -46,22 +45,22 @@ def _image_needs_pyramid(path: Path | None) -> bool:
     return shape is not None and shape[0] * shape[1] >= PYRAMID_MIN_PIXELS
 
 
-def slide_is_converted(paths: SlidePaths) -> bool:
+def slide_is_converted(plan: CachePlan) -> bool:
     """True when every cache this slide needs exists and is valid (False when that cannot be
     told: the slide is then converted, and its error reported, like any other)."""
     from .io.cache import is_cache_valid
     from .io.images import pyramid_is_valid
 
     try:
-        if paths.count is not None and not is_cache_valid(paths.count):
+        if plan.count is not None and not is_cache_valid(plan.count):
             return False
-        return not (_image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image))
+        return not (_image_needs_pyramid(plan.image) and not pyramid_is_valid(plan.image))
     except Exception:  # one odd slide must not stop a 1,149-slide run
         return False
 
 
 def convert_slide(
-    paths: SlidePaths,
+    plan: CachePlan,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> SlideResult:
@@ -69,24 +68,24 @@ def convert_slide(
     from .io.cache import build_expression_cache, is_cache_valid
     from .io.images import ensure_pyramid, pyramid_is_valid, sniff_image_format
 
-    result = SlideResult(paths.name)
+    result = SlideResult(plan.name)
     start = time.perf_counter()
     try:
-        if paths.count is not None:
-            if is_cache_valid(paths.count):
+        if plan.count is not None:
+            if is_cache_valid(plan.count):
                 result.expression = "cached"
             else:
-                build_expression_cache(paths.count, progress=progress, cancel=cancel)
+                build_expression_cache(plan.count, progress=progress, cancel=cancel)
                 result.expression = "built"
-        if paths.image is not None:
-            if sniff_image_format(paths.image) == "tiff":
+        if plan.image is not None:
+            if sniff_image_format(plan.image) == "tiff":
                 result.image = "lazy"
-            elif not _image_needs_pyramid(paths.image):
+            elif not _image_needs_pyramid(plan.image):
                 result.image = "small"
-            elif pyramid_is_valid(paths.image):
+            elif pyramid_is_valid(plan.image):
                 result.image = "cached"
             else:
-                ensure_pyramid(paths.image, cancel=cancel)
+                ensure_pyramid(plan.image, cancel=cancel)
                 result.image = "built"
     except KeyboardInterrupt:
         raise
@@ -96,12 +95,12 @@ def convert_slide(
     return result
 
 
-def _convert_in_worker(paths: SlidePaths, cache_folder: str) -> SlideResult:
+def _convert_in_worker(plan: CachePlan, cache_folder: str) -> SlideResult:
     """Entry point in a worker process or on a Dask worker: same cache folder as the caller."""
     from .io.cache import CACHE_ENV
 
     os.environ[CACHE_ENV] = cache_folder
-    return convert_slide(paths)
+    return convert_slide(plan)
 
 
 class _Bar:
@@ -146,7 +145,7 @@ def convert_tree(
     from .io.cache import cache_dir, remove_stale_temp_files_once
 
     remove_stale_temp_files_once()  # work folders of an earlier run that was killed
-    slides = find_slides(root)
+    slides = cache_plans(root)
     todo = [s for s in slides if not slide_is_converted(s)]
     skipped = len(slides) - len(todo)
     if show_progress:
@@ -186,15 +185,15 @@ def convert_tree(
     return results
 
 
-def _byte_bar(paths: SlidePaths, enabled: bool):
+def _byte_bar(plan: CachePlan, enabled: bool):
     """A per-slide progress(done, total) in bytes for big count files (a second tqdm line)."""
-    if not enabled or paths.count is None or paths.count.stat().st_size < (256 << 20):
+    if not enabled or plan.count is None or plan.count.stat().st_size < (256 << 20):
         return None
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    bar = tqdm(total=paths.count.stat().st_size, desc=paths.name[:40], unit="B", unit_scale=True,
+    bar = tqdm(total=plan.count.stat().st_size, desc=plan.name[:40], unit="B", unit_scale=True,
                leave=False, position=1, file=sys.stderr)
 
     def progress(done, total):
@@ -205,7 +204,7 @@ def _byte_bar(paths: SlidePaths, enabled: bool):
     return progress
 
 
-def _run_on_dask(todo: list[SlidePaths], folder: str, scheduler, record) -> None:
+def _run_on_dask(todo: list[CachePlan], folder: str, scheduler, record) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError as exc:

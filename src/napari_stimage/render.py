@@ -70,7 +70,7 @@ def _draw_spots(base, positions: np.ndarray, radii: np.ndarray, rgba: np.ndarray
     # napari puts pixel centres at integer coordinates; PIL pixel k spans [k, k+1)
     centres = (positions + 0.5) * scale
     r = radii * scale
-    for (cy, cx), radius, color in zip(centres, r, colors):
+    for (cy, cx), radius, color in zip(centres, r, colors, strict=True):
         if color[3] == 0:
             continue
         draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(int(c) for c in color))
@@ -272,6 +272,7 @@ def render_prediction_comparison(
         shown.colors(),
         (shown.measured_coloring, shown.predicted_coloring, shown.residual_coloring),
         (f"{name} measured · log1p", f"{name} predicted · log1p", f"{name} residual: predicted - measured"),
+        strict=True,
     )
     full_h, full_w = _slide_extent(slide)
     scale = width / full_w

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 
 from .. import coloring as col
 from ..io.catalogue import Catalogue, load_catalogue, load_recent_roots, remember_recent_root
+from ..viewer.canvas import camera
 from ..viewer.following import unwrap
 from ..viewer.metadata import EDITOR_KEY, SLIDE_KEY, slide_of
 from ..viewer.side_by_side import MAX_SIDE_BY_SIDE, add_name_layer, arrange_in_grid, color_by_gene, grid_of
@@ -548,8 +549,8 @@ class BrowseWidget(QWidget):
         if extent is None:
             return None
         size = np.maximum(extent[1] - extent[0], 1e-9)
-        center = np.asarray(self.viewer.camera.center, dtype=float)[-2:]
-        return (center - extent[0]) / size, float(self.viewer.camera.zoom) * float(size.max())
+        center = np.asarray(camera(self.viewer).center, dtype=float)[-2:]
+        return (center - extent[0]) / size, float(camera(self.viewer).zoom) * float(size.max())
 
     def _restore_view(self, view):
         from qtpy.QtCore import QTimer
@@ -561,9 +562,9 @@ class BrowseWidget(QWidget):
             relative_center, relative_zoom = view
             size = np.maximum(extent[1] - extent[0], 1e-9)
             center = extent[0] + relative_center * size
-            current = tuple(self.viewer.camera.center)
-            self.viewer.camera.center = tuple(current[:-2]) + tuple(float(c) for c in center)
-            self.viewer.camera.zoom = relative_zoom / float(size.max())
+            current = tuple(camera(self.viewer).center)
+            camera(self.viewer).center = tuple(current[:-2]) + tuple(float(c) for c in center)
+            camera(self.viewer).zoom = relative_zoom / float(size.max())
 
         restore()
         QTimer.singleShot(0, restore)  # after napari's own fit of the first layer of an emptied viewer

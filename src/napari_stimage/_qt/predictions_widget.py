@@ -32,7 +32,6 @@ from ..io.predictions import comparison_table
 from ..viewer import predictions as vp
 from ..viewer.following import LayerFollower
 from ..viewer.metadata import slide_of
-from .color_widget import set_face_colors
 
 METRIC_TITLES = {"pearson_r": "Pearson r", "r2": "R²", "l2_error": "L2 error", "mean_measured": "mean measured"}
 TOOLTIP_GENES = 60  # genes named in the "only on one side" tooltip; the rest are counted
@@ -307,7 +306,7 @@ class PredictionsWidget(QWidget):
         if model is None or self.layer is None:
             return
         if self.view is None or self.view.slide is not slide_of(self.layer):
-            self.view = vp.CompareView(self.viewer, self.layer, paint=set_face_colors)
+            self.view = vp.CompareView(self.viewer, self.layer)
         with self.follower.quiet():
             self.view.show(model, gene)
         r = model.comparison.table["pearson_r"].get(gene, np.nan)

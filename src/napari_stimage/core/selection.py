@@ -55,7 +55,7 @@ class SpotIndex:
         # path is within `radius + step / 2` of a sample; the exact test then runs on few candidates
         step = max(radius, 1e-9)
         dense = [path[:1]]
-        for a, b in zip(path[:-1], path[1:]):
+        for a, b in zip(path[:-1], path[1:], strict=True):
             k = int(np.ceil(np.linalg.norm(b - a) / step))
             if k:
                 dense.append(a + (b - a) * (np.arange(1, k + 1)[:, None] / k))
@@ -80,7 +80,7 @@ def points_near_path(positions, path, radius: float) -> np.ndarray:
     pts = pos[candidates]
     hit = np.zeros(len(pts), dtype=bool)
     r2 = radius * radius
-    segments = [(path[0], path[0])] if len(path) == 1 else zip(path[:-1], path[1:])
+    segments = [(path[0], path[0])] if len(path) == 1 else zip(path[:-1], path[1:], strict=True)
     for a, b in segments:
         ab = b - a
         denom = float(ab @ ab)

@@ -424,7 +424,7 @@ class LabelEditor:
         """
         if self.starts_new_file:
             labels: dict[str, str | None] = {}
-            for spot, label in zip(self.spot_ids.tolist(), self._labels.tolist()):
+            for spot, label in zip(self.spot_ids.tolist(), self._labels.tolist(), strict=True):
                 labels.setdefault(spot, label)
             return labels, list(labels)
         changes = self.changes()

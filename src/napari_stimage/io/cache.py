@@ -428,7 +428,7 @@ def _merge_spill(work: Path, block_counts, spill_offsets, indptr: np.ndarray, ca
             out_idx = np.empty(hi - lo, dtype=np.int32)
             out_val = np.empty(hi - lo, dtype=np.float32)
             filled = indptr[g0:g1] - lo  # next free slot of each gene in this range
-            for counts, spill_at in zip(block_counts, spill_offsets):
+            for counts, spill_at in zip(block_counts, spill_offsets, strict=True):
                 counts = counts[:].astype(np.int64)
                 ptr = np.zeros(n_genes + 1, dtype=np.int64)
                 np.cumsum(counts, out=ptr[1:])

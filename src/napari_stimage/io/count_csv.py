@@ -122,7 +122,7 @@ def _parse_lines_fast(data: bytes, n_genes: int, first_row: int) -> CountBlock |
     id_end = np.empty(n_lines, dtype=np.int64)
     leftover_in_ids = []
     zero_width: int | None = None  # bytes of a zero cell with its comma: `0.0,` or `0,`
-    for k, (a, b) in enumerate(zip(line_start.tolist(), newline_at.tolist())):
+    for k, (a, b) in enumerate(zip(line_start.tolist(), newline_at.tolist(), strict=True)):
         line = data[a:b]
         comma = line.find(b",")
         if comma <= 0 or line.count(b",") != n_genes:
@@ -268,7 +268,7 @@ def _parse_lines_exact(
     ends = sep
     line_starts = starts[::n_fields]
     id_ends = ends[::n_fields]
-    spot_ids = [data[a:b].decode("utf-8") for a, b in zip(line_starts.tolist(), id_ends.tolist())]
+    spot_ids = [data[a:b].decode("utf-8") for a, b in zip(line_starts.tolist(), id_ends.tolist(), strict=True)]
     if b'"' in data:
         spot_ids = [s[1:-1] if len(s) >= 2 and s[0] == s[-1] == '"' else s for s in spot_ids]
 

@@ -34,7 +34,7 @@ def loupe_text(spot_ids: Sequence[str], labels: Sequence, slide_name: str, categ
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([BARCODE_HEADER, category])
     seen = set()
-    for spot, label in zip(spot_ids, labels):
+    for spot, label in zip(spot_ids, labels, strict=True):
         if label is None or (isinstance(label, float) and label != label) or spot in seen:
             continue
         seen.add(spot)  # a spot id repeating in the coord file is one barcode

@@ -495,7 +495,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
     mean_measured = pd.concat([c.table["mean_measured"] for c in comparisons])
     mean_measured = mean_measured[~mean_measured.index.duplicated()]
     parts = [mean_measured.to_frame()]
-    for name, c in zip(names, comparisons):
+    for name, c in zip(names, comparisons, strict=True):
         parts.append(c.table[list(METRICS)].rename(columns=lambda m, name=name: f"{m} [{name}]"))
     return pd.concat(parts, axis=1)
 

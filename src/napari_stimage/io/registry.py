@@ -21,6 +21,17 @@ BUILTIN_READERS = ("napari_stimage.io.stimage",)
 
 
 @dataclass(frozen=True)
+class CachePlan:
+    """What `napari-stimage convert` prepares for one slide before it is first opened: the
+    expression cache of a dense count CSV and the pyramid of a large PNG/JPEG image (either may
+    be None). A reader says it through its `cache_plan` hook; convert needs nothing else."""
+
+    name: str
+    count: Path | None = None
+    image: Path | None = None
+
+
+@dataclass(frozen=True)
 class SlideReader:
     name: str
     kind: str  # "an STimage-1K4M slide": what the reader opens, for messages
@@ -31,6 +42,8 @@ class SlideReader:
     resolve: Callable[[object], object | None]
     read: Callable[..., Slide]  # read(handle, progress=, decode_image=, cancel=) -> Slide
     find: Callable[[Path], list]  # the handles of every slide under a folder, sorted by name
+    # a handle -> what `convert` prepares for its slide; None: the reader's slides need no cache
+    cache_plan: Callable[[object], CachePlan] | None = None
 
 
 _readers: dict[str, SlideReader] = {}
@@ -85,3 +98,9 @@ def load_slide(
 def find_slides(root: str | Path) -> list:
     """Every slide under `root`, as its reader's handles, reader by reader."""
     return [handle for reader in readers() for handle in reader.find(Path(root))]
+
+
+def cache_plans(root: str | Path) -> list[CachePlan]:
+    """What `convert` prepares for every slide under `root`, from the readers that build caches."""
+    return [reader.cache_plan(handle) for reader in readers() if reader.cache_plan is not None
+            for handle in reader.find(Path(root))]

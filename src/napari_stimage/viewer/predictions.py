@@ -10,7 +10,6 @@ The "Compare predictions" dock widget shows what is attached to the spots layer 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from psygnal import SignalInstance
 from .. import coloring as col
 from ..io.predictions import Comparison, Predictions, compare, load_predictions
 from .following import HELPER_KEY, contains_layer, unwrap
+from .layer_colors import set_face_colors
 from .layers import RIM_COLOR, RIM_WIDTH, image_layer_data
 from .metadata import COMPARE_KEY, PREDICTIONS_KEY, slide_of
 
@@ -96,12 +96,10 @@ class CompareView:
     the bottom of the layer list in tile order (grid stride 2: image + spots per tile); the
     slide's own layers and any other are hidden while it is shown and come back as they were
     on `close()`. Its layers are helper layers: the colour and curate widgets never follow them.
-
-    `paint(layer, rgba)` sets face colours (the colour widget's `set_face_colors`, which sends
-    the points to the canvas once per change).
+    Face colours go through `layer_colors.set_face_colors`, one canvas upload per change.
     """
 
-    def __init__(self, viewer, spots_layer, paint: Callable | None = None):
+    def __init__(self, viewer, spots_layer):
         self.viewer = viewer
         self.spots_layer = unwrap(spots_layer)
         self.slide = slide_of(self.spots_layer)
@@ -110,7 +108,6 @@ class CompareView:
         self.model: ModelOnSlide | None = None
         self.gene: str | None = None
         self.colors: col.ComparisonColors | None = None
-        self._paint = paint or (lambda layer, rgba: setattr(layer, "face_color", rgba))
         self._hidden: list = []
         self._grid_before: dict | None = None
 
@@ -138,9 +135,9 @@ class CompareView:
             "residual": f"{gene} residual (predicted - measured)",
         }
         codings = (colors.measured_coloring, colors.predicted_coloring, colors.residual_coloring)
-        for role, rgba, coloring in zip(ROLES, colors.colors(), codings):
+        for role, rgba, coloring in zip(ROLES, colors.colors(), codings, strict=True):
             layer = self.points[role]
-            self._paint(layer, rgba)
+            set_face_colors(layer, rgba)
             # the colorbar reads the layer's colormap and limits (set only when they change:
             # each change re-lays out the bar)
             if layer.face_colormap.name != coloring.colormap:

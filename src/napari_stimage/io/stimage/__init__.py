@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from ..registry import SlideReader, register
+from ..registry import CachePlan, SlideReader, register
 from .layout import SlidePaths, find_slides, resolve_slide
 from .reader import read_slide
 
 
 def _resolve(path) -> SlidePaths | None:
     return path if isinstance(path, SlidePaths) else resolve_slide(path)
+
+
+def _cache_plan(paths: SlidePaths) -> CachePlan:
+    return CachePlan(paths.name, count=paths.count, image=paths.image)
 
 
 register(
@@ -20,5 +24,6 @@ register(
         resolve=_resolve,
         read=read_slide,
         find=find_slides,
+        cache_plan=_cache_plan,
     )
 )

@@ -115,7 +115,7 @@ def read_slide(
     report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]), notes=list(paths.unusable))
     # id -> the coord file's own string: the count and annotation files' equal ids share it, so
     # a 600k-bin slide holds its ids once, not three times (~55 MB each)
-    coord_ids = dict(zip(spots["spot_id"], spots["spot_id"]))
+    coord_ids = dict(zip(spots["spot_id"], spots["spot_id"], strict=True))
 
     expression = None
     rows = np.full(len(spots), -1, dtype=np.int64)

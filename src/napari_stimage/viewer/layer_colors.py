@@ -1,0 +1,225 @@
+"""Colouring a slide's spots layer: what it is coloured by (kept in its metadata) and the layer
+updates that show it. napari only, no Qt: the colour widget is a view over `SpotsColoring`.
+
+Switching genes only sets the layer's face colours; the layer is never rebuilt. Each layer's
+`LayerColorState` lives in `layer.metadata[STATE_KEY]`, so each slide remembers its colouring.
+
+Colouring bins (issue 14) is a `BinsColoring` over the bin raster with the methods the colour
+widget calls here (`state`, `per_point`, `show_gene`, `show_labels`, `legend_entries`,
+`set_spot_style`), chosen by `viewer.targets.layer_kind`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import coloring as col
+from .editors import editor_for_layer
+from .layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH
+from .metadata import slide_of
+
+STATE_KEY = "stimage_coloring"
+VALUE_COLUMN = "color value"  # a feature column so hovering a spot shows the value it is coloured by
+SPOT_STYLES = ("filled", "outline")  # outline: coloured rings, the tissue visible inside each spot
+
+
+@dataclass
+class LayerColorState:
+    """What one spots layer is coloured by; kept in the layer's metadata so each slide remembers."""
+
+    mode: str | None = None  # "gene", "label" or None (untouched)
+    gene: col.GeneColoring | None = None
+    label_column: str = "label"
+    hidden_labels: set[str] = field(default_factory=set)
+    spot_style: str = "filled"  # one of SPOT_STYLES
+    # per-point border alpha from before a label was hidden, to give the rims back (None: none hidden)
+    border_alpha: np.ndarray | None = None
+
+
+def set_face_colors(layer, rgba: np.ndarray) -> None:
+    """`layer.face_color = rgba`, with napari's vispy layer re-sending the points once, not twice.
+
+    napari's setter emits the colour manager's `colors` event and then the layer's `face_color`
+    event; its vispy layer listens to both and re-uploads every point (positions, sizes, the
+    symbols as strings) on each, about 35 ms at 100,000 spots. The first event is private
+    (`Points._face.events.colors`, nothing else listens to it in napari 0.9), so it is blocked
+    only when it exists; the public `face_color` event still reaches every listener and redraws.
+    tests/test_color_widget.py pins that the canvas still shows the new colours.
+    """
+    colors_event = getattr(getattr(getattr(layer, "_face", None), "events", None), "colors", None)
+    if not callable(getattr(colors_event, "blocker", None)):
+        layer.face_color = rgba
+        return
+    with colors_event.blocker():
+        layer.face_color = rgba
+
+
+class SpotsColoring:
+    """The colouring of one spots Points layer (unwrapped)."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.slide = slide_of(layer)
+
+    @property
+    def state(self) -> LayerColorState:
+        return self.layer.metadata.setdefault(STATE_KEY, LayerColorState())
+
+    # -- values per point
+    def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
+        """The coloring's values per point of the layer (NaN for points that are not spots).
+
+        Points follow the slide's spot order until someone adds or deletes points; then they
+        are matched by spot id rather than by position.
+        """
+        slide, layer = self.slide, self.layer
+        values = coloring.values(slide)
+        n_points = len(layer.data)
+        ids = layer.features.get("spot_id")
+        if n_points == slide.n_spots and (ids is None or np.array_equal(ids.to_numpy(), slide.spots["spot_id"].to_numpy())):
+            return values
+        by_id = pd.Series(values, index=slide.spots["spot_id"].to_numpy())
+        by_id = by_id[~by_id.index.duplicated()]
+        if ids is None:
+            return np.full(n_points, np.nan)
+        return by_id.reindex(ids.to_numpy()).to_numpy(np.float64)
+
+    def set_value_column(self, values) -> None:
+        """Keep the hover value in the feature table, with spot id, label and value as its first
+        columns: napari's status line lists the columns in table order and gets cut short.
+
+        Edited in place: the table is the layer's own, and a features event would make every
+        listener (curation, legend) redo its work on each gene switch.
+        """
+        features = self.layer.features
+        values = np.array(values, dtype=np.float64)  # the table's own copy: cached values are read-only
+        front = [c for c in ("spot_id", "label") if c in features.columns] + [VALUE_COLUMN]
+        if list(features.columns[:len(front)]) == front:
+            features[VALUE_COLUMN] = values
+            return
+        # first use, or a column was moved (e.g. a label column added at the end): reorder in place
+        for position, name in enumerate(front):
+            column = features.pop(name) if name in features.columns else None
+            features.insert(position, name, values if name == VALUE_COLUMN else column)
+
+    # -- gene
+    def show_gene(self, values: col.GeneValues) -> None:
+        """Colour every spot by `values` under the state's gene colouring; napari's face colorbar
+        gets its colormap and limits."""
+        layer, state = self.layer, self.state
+        state.mode = "gene"
+        rgba = values.colors(state.gene)
+        if not layer.shown.all():  # a label was hidden; setting shown costs a full refresh
+            layer.shown = np.ones(len(layer.data), dtype=bool)
+        self._restore_borders()
+        self.protect_hidden(())  # in gene mode every spot is drawn
+        self.paint(rgba)
+        # napari's own face colorbar reads the colormap and limits even with direct colours;
+        # each change re-lays out its ticks and box, so set them only when they differ
+        if layer.face_colormap.name != state.gene.colormap:
+            layer.face_colormap = state.gene.colormap
+        limits = tuple(float(v) for v in state.gene.contrast_limits)
+        if layer.face_contrast_limits is None or tuple(layer.face_contrast_limits) != limits:
+            layer.face_contrast_limits = limits
+        self.set_value_column(values.values)
+
+    # -- labels
+    def label_columns(self) -> list[str]:
+        return [c for c in col.categorical_columns(self.layer.features) if c != VALUE_COLUMN]
+
+    def label_values(self) -> np.ndarray:
+        column = self.state.label_column
+        features = self.layer.features
+        if column not in features.columns:
+            column = "label"
+        return features[column].to_numpy()
+
+    def legend_order(self) -> list[str] | None:
+        """The curation order (hotkeys 1-9 follow it) when the layer has a label editor."""
+        if self.state.label_column != "label":
+            return None
+        editor = editor_for_layer(self.layer, create=False)
+        return list(editor.categories()) if editor is not None else None
+
+    def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
+        return col.legend_entries(self.label_values(), palette, self.legend_order())
+
+    def edited_labels(self) -> np.ndarray | None:
+        """The label column as shown (the curation widget edits this one), to notice edits."""
+        features = self.layer.features
+        return col.display_labels(features["label"].to_numpy()) if "label" in features.columns else None
+
+    def show_labels(self, palette: col.LabelPalette) -> None:
+        """Colour by the state's label column, hover showing the label itself."""
+        self.state.mode = "label"
+        self.apply_label_colors(palette)
+        if VALUE_COLUMN in self.layer.features.columns:
+            self.layer.features[VALUE_COLUMN] = np.nan
+
+    def apply_label_colors(self, palette: col.LabelPalette) -> None:
+        """Label colours, with hidden labels' spots transparent (face and rim): napari 0.9 draws
+        points whatever `shown` says when all dimensions are displayed, so alpha does the hiding.
+        `shown` is set too, so that napari's own tools skip hidden spots where they honour it."""
+        layer, state = self.layer, self.state
+        values = self.label_values()
+        self.paint(col.label_colors(values, palette, state.hidden_labels, self.legend_order()))
+        visible = col.visible_mask(values, state.hidden_labels)
+        if not np.array_equal(layer.shown, visible):
+            layer.shown = visible
+        if state.spot_style == "filled":  # outline rings already take the hidden spots' alpha 0
+            self._show_borders(visible)
+        self.protect_hidden(state.hidden_labels if state.label_column == "label" else ())
+
+    def protect_hidden(self, hidden_labels) -> None:
+        """Hidden means protected: the slide's label editor (shared with the curation widget)
+        keeps the hidden curated labels, so no selection or assignment touches their spots."""
+        editor = editor_for_layer(self.layer, create=False)
+        if editor is not None:
+            editor.set_hidden_labels(hidden_labels)
+
+    # -- how spots are drawn
+    def paint(self, rgba: np.ndarray) -> None:
+        """Show per-spot colours as filled discs, or as rings with the tissue visible inside."""
+        if self.state.spot_style == "filled":
+            set_face_colors(self.layer, rgba)
+            return
+        set_face_colors(self.layer, np.zeros_like(rgba))
+        self.layer.border_color = rgba
+
+    def set_spot_style(self, style: str) -> bool:
+        """Filled discs or outline rings; True when the colours must be shown again."""
+        layer, state = self.layer, self.state
+        if style not in SPOT_STYLES:
+            raise ValueError(f"unknown spot style {style!r}; one of {SPOT_STYLES}")
+        if state.spot_style == style:
+            return False
+        state.spot_style = style
+        state.border_alpha = None  # the rims are set afresh by the next colouring
+        layer.border_width = OUTLINE_WIDTH if style == "outline" else RIM_WIDTH
+        if style == "filled":
+            layer.border_color = RIM_COLOR
+        return True
+
+    def _show_borders(self, visible: np.ndarray) -> None:
+        layer, state = self.layer, self.state
+        n = len(layer.data)
+        if state.border_alpha is not None and len(state.border_alpha) != n:
+            state.border_alpha = None  # points were added or deleted: the saved rims no longer fit
+        if state.border_alpha is None:
+            if visible.all():
+                return  # nothing hidden, nothing to give back: the common case costs nothing
+            state.border_alpha = np.array(layer.border_color, dtype=np.float32)[:, 3].copy()
+        border = np.array(layer.border_color, dtype=np.float32)
+        alpha = np.where(visible, state.border_alpha, 0.0).astype(np.float32)
+        if not np.array_equal(border[:, 3], alpha):
+            border[:, 3] = alpha
+            layer.border_color = border
+        if visible.all():
+            state.border_alpha = None
+
+    def _restore_borders(self) -> None:
+        if self.state.spot_style == "filled" and self.state.border_alpha is not None:
+            self._show_borders(np.ones(len(self.layer.data), dtype=bool))
