@@ -17,7 +17,7 @@ from ..core.errors import SlideError
 from ..core.progress import CancelCallback, ProgressCallback
 from ..core.slide import Slide
 
-BUILTIN_READERS = ("napari_stimage.io.stimage",)
+BUILTIN_READERS = ("napari_stimage.io.hest", "napari_stimage.io.stimage")
 
 
 @dataclass(frozen=True)
