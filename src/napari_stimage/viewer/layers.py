@@ -129,6 +129,25 @@ def spots_layer_data(slide: Slide) -> tuple:
     return (slide.positions, meta, "points")
 
 
+def overlay_layer_data(slide: Slide) -> list[tuple]:
+    """The source's optional overlays (`source.load_overlays`, e.g. HEST's tissue contours and
+    CellViT cells): outlines as one Shapes layer, points as one Points layer coloured by class."""
+    load = getattr(slide.source, "load_overlays", None)
+    if load is None:
+        return []
+    layers = []
+    for overlay in load(notes=slide.report.notes):
+        name = f"{slide.name} {overlay.name}"
+        meta = {"name": name, "metadata": layer_metadata(slide)}
+        if overlay.kind == "outlines" and overlay.data:
+            layers.append((overlay.data, {**meta, "shape_type": "polygon", "edge_color": overlay.color,
+                                          "face_color": "transparent", "edge_width": 2.0}, "shapes"))
+        elif overlay.kind == "points" and len(overlay.data):
+            layers.append((overlay.data, {**meta, "size": overlay.size, "face_color": overlay.colors,
+                                          "border_width": 0, "features": {"class": overlay.classes}}, "points"))
+    return layers
+
+
 def slide_layer_data(slide: Slide) -> list[tuple]:
     """Image (when the slide has one) then spots, as napari layer-data tuples.
 
@@ -138,6 +157,7 @@ def slide_layer_data(slide: Slide) -> list[tuple]:
     image = image_layer_data(slide)
     if image is not None:
         layers.append(image)
+    layers.extend(overlay_layer_data(slide))
     grid = bin_grid(slide)
     if grid is not None:
         layers.extend(bin_layer_data(slide, grid))

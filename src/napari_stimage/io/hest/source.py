@@ -74,6 +74,12 @@ class HestSource:
         out["pixel_size_um"] = self.pixel_size_um
         return out
 
+    def load_overlays(self, notes: list[str] | None = None) -> list:
+        """Tissue contours and CellViT cells when the tree has them (`core.source.Overlay`)."""
+        from .overlays import read_overlays
+
+        return read_overlays(self.sample.contours, self.sample.cells, self.pixel_size_um, notes)
+
     def load_image(
         self,
         progress: ProgressCallback | None = None,
