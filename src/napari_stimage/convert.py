@@ -53,6 +53,8 @@ def slide_is_converted(paths: SlidePaths) -> bool:
     from .io.images import pyramid_is_valid
 
     try:
+        if not isinstance(paths, SlidePaths):  # another reader's handle converts itself (io/hest)
+            return paths.is_converted()
         if paths.count is not None and not is_cache_valid(paths.count):
             return False
         return not (_image_needs_pyramid(paths.image) and not pyramid_is_valid(paths.image))
@@ -72,13 +74,15 @@ def convert_slide(
     result = SlideResult(paths.name)
     start = time.perf_counter()
     try:
-        if paths.count is not None:
+        if not isinstance(paths, SlidePaths):
+            result.expression, result.image = paths.convert(progress=progress, cancel=cancel)
+        elif paths.count is not None:
             if is_cache_valid(paths.count):
                 result.expression = "cached"
             else:
                 build_expression_cache(paths.count, progress=progress, cancel=cancel)
                 result.expression = "built"
-        if paths.image is not None:
+        if isinstance(paths, SlidePaths) and paths.image is not None:
             if sniff_image_format(paths.image) == "tiff":
                 result.image = "lazy"
             elif not _image_needs_pyramid(paths.image):
@@ -188,7 +192,7 @@ def convert_tree(
 
 def _byte_bar(paths: SlidePaths, enabled: bool):
     """A per-slide progress(done, total) in bytes for big count files (a second tqdm line)."""
-    if not enabled or paths.count is None or paths.count.stat().st_size < (256 << 20):
+    if not enabled or getattr(paths, "count", None) is None or paths.count.stat().st_size < (256 << 20):
         return None
     try:
         from tqdm import tqdm

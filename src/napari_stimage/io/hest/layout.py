@@ -53,6 +53,18 @@ class HestSample:
         """Where curated labels are saved (STimage-1K4M `_anno.csv` format); may not exist yet."""
         return self.root / "annotation" / f"{self.id}_anno.csv"
 
+    # `napari-stimage convert` asks a handle that is not an STimage `SlidePaths` these two
+    def is_converted(self) -> bool:
+        from ..cache import is_cache_valid
+
+        return is_cache_valid(self.st)
+
+    def convert(self, progress=None, cancel=None) -> tuple[str, str]:
+        """Cache the counts; returns the (expression, image) states (the WSI is read lazily as is)."""
+        from .counts import cache_counts
+
+        return cache_counts(self.st, progress, cancel), "lazy" if self.wsi is not None else "none"
+
 
 _MEMBER_FOLDERS = {"st": ".h5ad", "wsis": ".tif", "metadata": ".json"}
 

@@ -1,33 +1,19 @@
-"""Read a HEST-1k sample: its `st/{id}.h5ad` (spots, counts, thumbnail), metadata JSON and WSI.
-
-The h5ad is read element by element with h5py (never as a whole AnnData): a dense `X` is
-converted to sparse a block of rows at a time, a sparse one is never densified.
-"""
+"""Read a HEST-1k sample: its `st/{id}.h5ad` (spots, counts via `counts.py`, thumbnail), metadata
+JSON and WSI."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ...core.errors import SlideError
-from ...core.expression import Expression, make_unique
 from ...core.progress import CancelCallback, ProgressCallback, progress_share
 from ...core.slide import JoinReport, Slide
+from .counts import build_expression, index_of, read_counts, store
 from .layout import HestSample, read_metadata
 from .source import HestSource
 
-DENSE_ROWS_PER_BLOCK = 512  # rows of a dense X converted to sparse at a time (~40 MB at 20k genes)
 SQUARE_TECHNOLOGIES = ("xenium", "visium hd", "visiumhd")  # pooled square pseudo-spots
-
-
-def _strings(values) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
-
-
-def _index(group) -> np.ndarray:
-    key = group.attrs.get("_index", "_index")
-    return _strings(group[key][()])
 
 
 def _column(group, name: str) -> np.ndarray | None:
@@ -36,30 +22,6 @@ def _column(group, name: str) -> np.ndarray | None:
         return None
     item = group[name]
     return np.asarray(item[()], dtype=np.float64) if hasattr(item, "shape") else None
-
-
-def _read_counts(x, n_obs: int, n_vars: int, cancel: CancelCallback | None, progress) -> sp.csc_matrix:
-    from ...core.progress import Cancelled
-
-    if hasattr(x, "shape") and not hasattr(x, "keys"):  # a dense dataset
-        blocks = []
-        for start in range(0, n_obs, DENSE_ROWS_PER_BLOCK):
-            if cancel is not None and cancel():
-                raise Cancelled(str(x.file.filename))
-            block = np.asarray(x[start:start + DENSE_ROWS_PER_BLOCK], dtype=np.float32)
-            blocks.append(sp.csr_matrix(block))
-            if progress is not None:
-                progress(start + len(block), n_obs)
-        matrix = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((n_obs, n_vars), dtype=np.float32)
-        return matrix.tocsc()
-    encoding = x.attrs.get("encoding-type", "")
-    shape = tuple(int(v) for v in x.attrs.get("shape", (n_obs, n_vars)))
-    parts = (np.asarray(x["data"][()], dtype=np.float32), x["indices"][()], x["indptr"][()])
-    if encoding == "csc_matrix":
-        return sp.csc_matrix(parts, shape=shape)
-    if encoding == "csr_matrix":
-        return sp.csr_matrix(parts, shape=shape).tocsc()
-    raise ValueError(f"X has an unknown encoding {encoding!r}")
 
 
 def square_pitch(array_row: np.ndarray, array_col: np.ndarray, xy: np.ndarray) -> float | None:
@@ -88,21 +50,27 @@ def read_sample(
     """Load a HEST sample. Raises SlideError (naming the file) on bad input."""
     import h5py
 
+    from ..cache import CacheInvalid, fingerprint, load_cached_expression
     from ..stimage.annotation import read_annotation
 
     metadata = read_metadata(sample.metadata)
     report = JoinReport()
     path = sample.st
     try:
+        expression = load_cached_expression(path)  # written on the first open (or by `convert`)
+    except (CacheInvalid, OSError, ValueError):
+        expression = None
+    before = fingerprint(path)
+    try:
         with h5py.File(path, "r") as f:
             if "obsm" not in f or "spatial" not in f["obsm"]:
                 raise SlideError(path, "the h5ad has no obsm['spatial'] (spot positions)")
-            spot_ids = _index(f["obs"])
+            spot_ids = index_of(f["obs"])
             xy = np.asarray(f["obsm"]["spatial"][()], dtype=np.float64)
             if xy.ndim != 2 or xy.shape[1] < 2 or len(xy) != len(spot_ids):
                 raise SlideError(path, f"obsm['spatial'] has shape {xy.shape}, expected ({len(spot_ids)}, 2)")
             array_row, array_col = _column(f["obs"], "array_row"), _column(f["obs"], "array_col")
-            raw_genes = _index(f["var"])
+            raw_genes = index_of(f["var"])
             library = next(iter(f["uns"]["spatial"].keys()), None) if "uns" in f and "spatial" in f["uns"] else None
             scalefactors, thumbnail = {}, None
             if library is not None:
@@ -112,8 +80,10 @@ def read_sample(
                 images = lib.get("images", {})
                 if "downscaled_fullres" in images:
                     thumbnail = np.asarray(images["downscaled_fullres"][()])
-            counts = _read_counts(f["X"], len(spot_ids), len(raw_genes), cancel,
-                                  progress_share(progress, 0.0, 0.8 if decode_image else 1.0))
+            if expression is None or expression.n_spots != len(spot_ids):
+                expression = None
+                counts = read_counts(f["X"], len(spot_ids), len(raw_genes), cancel,
+                                      progress_share(progress, 0.0, 0.8 if decode_image else 1.0))
     except SlideError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -137,9 +107,9 @@ def read_sample(
         raise SlideError(path, "uns['spatial'] has no spot_diameter_fullres (the spot size in full-res pixels)")
 
     spots = pd.DataFrame({"spot_id": spot_ids, "y": xy[:, 1], "x": xy[:, 0], "r": np.full(len(xy), diameter / 2)})
-    gene_names = np.array(make_unique(raw_genes), dtype=object)
-    expression = Expression(spot_ids=spot_ids, gene_names=gene_names, raw_gene_names=raw_genes,
-                            matrix=counts, source=path)
+    if expression is None:
+        expression = build_expression(path, spot_ids, raw_genes, counts)
+        store(path, expression, before, report.notes)
     repeated = pd.Series(spot_ids)
     report.repeated_coord_ids = repeated[repeated.duplicated()].unique().tolist()
 
