@@ -65,7 +65,9 @@ def in_microns(slide: Slide, meta: dict) -> dict:
 def show_scale_bar(viewer, slide: Slide) -> None:
     """Turn napari's scale bar on for a slide placed in µm (`in_microns`)."""
     if pixel_size_um(slide) is not None:
-        viewer.scale_bar.visible = True
+        canvas = getattr(viewer, "canvas", None)  # napari >= 0.9; older versions: viewer.scale_bar
+        bar = canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
+        bar.visible = True
 
 
 def image_layer_data(slide: Slide) -> tuple | None:
@@ -138,7 +140,8 @@ def overlay_layer_data(slide: Slide) -> list[tuple]:
     layers = []
     for overlay in load(notes=slide.report.notes):
         name = f"{slide.name} {overlay.name}"
-        meta = {"name": name, "metadata": layer_metadata(slide)}
+        # not the slide itself: the widgets take any Points layer carrying a slide for its spots
+        meta = {"name": name, "metadata": {k: v for k, v in layer_metadata(slide).items() if k != SLIDE_KEY}}
         if overlay.kind == "outlines" and overlay.data:
             layers.append((overlay.data, {**meta, "shape_type": "polygon", "edge_color": overlay.color,
                                           "face_color": "transparent", "edge_width": 2.0}, "shapes"))
