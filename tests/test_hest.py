@@ -228,3 +228,13 @@ def test_hest_sample_handle_is_found_under_the_root(visium):
     from napari_stimage.io.registry import find_slides
 
     assert HestSample(visium.root, "TENX95") in find_slides(visium.root)
+
+
+def test_render_of_an_st_only_sample_puts_the_spots_on_the_thumbnail_tissue(st_only):
+    from napari_stimage.render import render_scale, render_slide
+
+    slide = load_slide(st_only.st)
+    bare = render_slide(slide, width=400, label=False, panel=False, opacity=0.0)
+    assert bare.shape[1] == 400 and abs(bare.shape[0] - 600) <= 1  # the thumbnail stands for 2000 x 3000 px
+    rows, cols = np.floor(slide.positions * render_scale(slide, 400)).astype(int).T
+    np.testing.assert_allclose(bare[rows, cols].astype(float), np.tile(TISSUE_RGB, (len(rows), 1)), atol=10)
