@@ -238,3 +238,20 @@ def test_render_of_an_st_only_sample_puts_the_spots_on_the_thumbnail_tissue(st_o
     assert bare.shape[1] == 400 and abs(bare.shape[0] - 600) <= 1  # the thumbnail stands for 2000 x 3000 px
     rows, cols = np.floor(slide.positions * render_scale(slide, 400)).astype(int).T
     np.testing.assert_allclose(bare[rows, cols].astype(float), np.tile(TISSUE_RGB, (len(rows), 1)), atol=10)
+
+
+def test_visium_hd_bins_raster_is_placed_in_microns_on_its_spots(tmp_path, monkeypatch):
+    from napari_stimage.curation import bins
+    from napari_stimage.viewer.layers import slide_layer_data
+
+    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
+    sample = write_hest_sample(tmp_path, "HD1", technology="Visium HD", pixel_size_um=0.5)
+    slide = load_slide(sample.st)
+    layers = {meta["name"]: (data, meta, kind) for data, meta, kind in slide_layer_data(slide)}
+    _, meta, kind = layers["HD1 bins"]
+    grid = meta["metadata"]["stimage_bin_grid"]
+    assert kind == "image" and meta["units"] == ("um", "um")
+    # raster pixel of spot k, through the layer's scale and translate, lands on the spot, in µm
+    world = np.column_stack([grid.row, grid.col]) * np.array(meta["scale"]) + np.array(meta["translate"])
+    np.testing.assert_allclose(world, slide.positions * 0.5, atol=1e-6)
+    assert layers["HD1"][1]["scale"] == (0.5, 0.5)
