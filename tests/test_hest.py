@@ -255,3 +255,34 @@ def test_visium_hd_bins_raster_is_placed_in_microns_on_its_spots(tmp_path, monke
     world = np.column_stack([grid.row, grid.col]) * np.array(meta["scale"]) + np.array(meta["translate"])
     np.testing.assert_allclose(world, slide.positions * 0.5, atol=1e-6)
     assert layers["HD1"][1]["scale"] == (0.5, 0.5)
+
+
+def test_cellvit_parquet_wkb_cells_become_centroids_coloured_by_class(tmp_path):
+    pytest.importorskip("pyarrow")
+    from napari_stimage.io.hest.overlays import CELLVIT_COLORS, OTHER_CLASS_COLOR
+    from napari_stimage.synthetic_hest import write_cellvit_parquet
+
+    sample = write_hest_sample(tmp_path, "PQ1", with_wsi=False)
+    (sample.root / "cellvit_seg").mkdir()
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(500, 1500, (50, 2))
+    classes = ["Neoplastic", "Inflammatory", "Unknown kind"] * 16 + ["Dead", "Connective"]
+    write_cellvit_parquet(sample.root / "cellvit_seg" / "PQ1_cellvit_seg.parquet", centres, classes)
+    (cells,) = load_slide(sample.st).source.load_overlays()
+    np.testing.assert_allclose(cells.data, centres[:, ::-1], atol=1e-9)  # (row, col) = (y, x)
+    assert list(cells.classes) == classes
+    np.testing.assert_allclose(cells.colors[0], np.array(CELLVIT_COLORS["Neoplastic"]) / 255)
+    np.testing.assert_allclose(cells.colors[2], np.array(OTHER_CLASS_COLOR) / 255)
+
+
+def test_wkb_reader_skips_what_it_cannot_read():
+    from napari_stimage.io.hest.overlays import wkb_exterior_centroids
+    from napari_stimage.synthetic_hest import polygon_wkb
+
+    square = np.array([[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]], float)
+    pieces = [polygon_wkb(square), b"", polygon_wkb(square + 10, multi=True), b"\x00" + polygon_wkb(square)[1:],
+              polygon_wkb(square)[:20]]  # valid, null, multi, big-endian flag, truncated
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])])
+    centroids, read = wkb_exterior_centroids(np.frombuffer(b"".join(pieces), np.uint8), offsets)
+    assert list(read) == [True, False, True, False, False]
+    np.testing.assert_allclose(centroids, [[1, 1], [11, 11]])

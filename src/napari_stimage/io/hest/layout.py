@@ -46,7 +46,10 @@ class HestSample:
 
     @property
     def cells(self) -> Path | None:
-        return self._existing(self.root / "cellvit_seg" / f"{self.id}_cellvit_seg.geojson")
+        """CellViT's GeoJSON, else its parquet."""
+        folder = self.root / "cellvit_seg"
+        return self._existing(folder / f"{self.id}_cellvit_seg.geojson") or self._existing(
+            folder / f"{self.id}_cellvit_seg.parquet")
 
     @property
     def annotation(self) -> Path:

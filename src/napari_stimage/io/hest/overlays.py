@@ -48,6 +48,8 @@ def read_contours(path: Path) -> Overlay:
 def ring_centroids(flat_xy: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Area-weighted centroids (x, y) of closed or open rings stored back to back in `flat_xy`;
     a ring of zero area falls back to its vertex mean."""
+    if not len(lengths):
+        return np.zeros((0, 2))
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     nxt = np.arange(len(flat_xy)) + 1
     ends = starts + lengths
@@ -163,11 +165,75 @@ def read_cells(path: Path, pixel_size_um: float | None = None) -> Overlay:
                    size=size)
 
 
+# CellViT's own class colours (its GeoJSON carries them; its parquet does not)
+CELLVIT_COLORS = {"Neoplastic": (255, 0, 0), "Inflammatory": (34, 221, 77), "Connective": (35, 92, 236),
+                  "Dead": (254, 255, 0), "Epithelial": (255, 159, 68)}
+OTHER_CLASS_COLOR = (160, 160, 160)
+
+
+def wkb_exterior_centroids(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (x, y) of the exterior ring of WKB Polygons (or a MultiPolygon's first polygon),
+    stored back to back in `data` at `offsets` (n + 1), without a per-geometry Python loop.
+    Returns (centroids, which geometries were read: little-endian 2-D Polygon/MultiPolygon)."""
+    starts = offsets[:-1].astype(np.int64)
+    if not len(starts):
+        return np.zeros((0, 2)), np.zeros(0, bool)
+
+    def uint32_at(at):
+        b = data[at[:, None] + np.arange(4)].astype(np.uint32)
+        return b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16 | b[:, 3] << 24
+
+    ok = (offsets[1:] - starts >= 13) & (data[starts] == 1)
+    kind = np.zeros(len(starts), np.uint32)
+    kind[ok] = uint32_at(starts[ok] + 1)  # after the byte-order byte
+    ring_at = np.where(kind == 6, starts + 14, starts + 5)  # a MultiPolygon: past its count and 1st header
+    ok &= (kind == 3) | ((kind == 6) & (offsets[1:] - starts >= 22))
+    ring_at, n_points = ring_at[ok], np.zeros(int(ok.sum()), np.int64)
+    n_points[:] = uint32_at(ring_at + 4)  # after the ring count: the exterior ring's point count
+    first = ring_at + 8
+    fits = (n_points >= 3) & (first + 16 * n_points <= offsets[1:][ok])
+    ok[np.flatnonzero(ok)[~fits]] = False
+    first, n_points = first[fits], n_points[fits]
+    gather = np.repeat(first - np.concatenate([[0], np.cumsum(16 * n_points)[:-1]]), 16 * n_points)
+    gather += np.arange(len(gather))
+    flat = data[gather].view("<f8").reshape(-1, 2)
+    return ring_centroids(flat, n_points), ok
+
+
+def read_cells_parquet(path: Path, pixel_size_um: float | None = None) -> Overlay:
+    """CellViT's parquet (`geometry` WKB, `class`, `cell_id`): one point per cell, coloured by class."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SlideError(path, "reading CellViT parquet needs pyarrow (pip install pyarrow)") from exc
+    try:
+        table = pq.read_table(path, columns=["geometry", "class"])
+    except Exception as exc:  # pyarrow raises its own types for damaged files and missing columns
+        raise SlideError(path, f"not a CellViT parquet with geometry and class columns ({exc})") from exc
+    geometry = table.column("geometry").combine_chunks()
+    _, offsets, data = geometry.buffers()[:3]
+    wide = "large" in str(geometry.type)
+    offsets = np.frombuffer(offsets, np.int64 if wide else np.int32)[geometry.offset:geometry.offset + len(geometry) + 1]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    centroids, read = wkb_exterior_centroids(data, offsets)  # null geometries have no bytes: not read
+    classes = np.asarray(table.column("class").cast("string").fill_null("unclassified").to_numpy(zero_copy_only=False),
+                         dtype=str)[read]
+    names, which = np.unique(classes, return_inverse=True)
+    palette = np.array([CELLVIT_COLORS.get(str(n), OTHER_CLASS_COLOR) for n in names], float).reshape(-1, 3) / 255
+    colors = palette[which]
+    size = CELL_DIAMETER_UM / pixel_size_um if pixel_size_um else CELL_DIAMETER_PX
+    return Overlay(name="cells", kind="points", data=centroids[:, ::-1], colors=colors,
+                   classes=classes.astype(object), size=size)
+
+
 def read_overlays(contours: Path | None, cells: Path | None, pixel_size_um: float | None,
                   notes: list[str] | None = None) -> list[Overlay]:
     """The overlays present; a damaged one is reported in `notes` and left out (never required)."""
     out = []
-    for path, read in ((contours, read_contours), (cells, lambda p: read_cells(p, pixel_size_um))):
+    def cells_of(p: Path) -> Overlay:
+        return (read_cells_parquet if p.suffix == ".parquet" else read_cells)(p, pixel_size_um)
+
+    for path, read in ((contours, read_contours), (cells, cells_of)):
         if path is None:
             continue
         try:
