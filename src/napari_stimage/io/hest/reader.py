@@ -60,7 +60,7 @@ def read_sample(
         expression = load_cached_expression(path)  # written on the first open (or by `convert`)
     except (CacheInvalid, OSError, ValueError):
         expression = None
-    before = fingerprint(path)
+    before = fingerprint(path) if expression is None else None  # taken before X is read
     try:
         with h5py.File(path, "r") as f:
             if "obsm" not in f or "spatial" not in f["obsm"]:
