@@ -286,3 +286,26 @@ def test_wkb_reader_skips_what_it_cannot_read():
     centroids, read = wkb_exterior_centroids(np.frombuffer(b"".join(pieces), np.uint8), offsets)
     assert list(read) == [True, False, True, False, False]
     np.testing.assert_allclose(centroids, [[1, 1], [11, 11]])
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_fast_cell_reading_matches_plain_json(tmp_path, indent):
+    from napari_stimage.io.hest.overlays import _cells_fast, _cells_plain
+
+    features = [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+            [[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]], [[1, 1], [2, 1], [2, 2], [1, 1]]]},  # a hole: ignored
+         "properties": {"classification": {"name": "A [odd] name", "color": [1, 2, 3]}}},
+        {"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": [
+            [[[10, 10], [12, 10], [12, 12], [10, 12]]], [[[20.5, 20], [22, 20], [22, 22.25], [20.5, 20]]]]},
+         "properties": {"classification": {"name": "B", "color": [255, 0, 0]}}},
+    ]
+    raw = json.dumps(features, indent=indent).encode()
+    fast, plain = _cells_fast(raw), _cells_plain(raw)
+    np.testing.assert_allclose(fast[0], plain[0])
+    np.testing.assert_array_equal(fast[1], [0, 1, 1])
+    np.testing.assert_array_equal(fast[1], plain[1])
+    np.testing.assert_allclose(fast[0][:2], [[2, 2], [11, 11]])
+    three_d = json.dumps([{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[0, 0, 1], [4, 0, 1], [4, 4, 1]]]}}]).encode()
+    assert _cells_fast(three_d) is None  # not 2-D: read as plain JSON instead
