@@ -6,6 +6,7 @@ from napari_stimage.cli import main
 from napari_stimage.convert import convert_tree, slide_is_converted
 from napari_stimage.io import images
 from napari_stimage.io.cache import is_cache_valid
+from napari_stimage.io.registry import cache_plans
 from napari_stimage.io.stimage.layout import find_slides
 from napari_stimage.synthetic import write_synthetic_slide
 
@@ -33,8 +34,8 @@ def test_convert_builds_skips_and_reports(tree, monkeypatch):
     good = by_name["Human_Breast_Synthetic_11232026_Visium"]
     assert good.error is None and good.expression == "built" and good.image == "built"
     assert "line" in by_name["Broken_Slide_Visium"].error
-    good_paths = next(s for s in slides if s.name == good.name)
-    assert slide_is_converted(good_paths) and is_cache_valid(good_paths.count)
+    good_plan = next(plan for plan in cache_plans(tree) if plan.name == good.name)
+    assert slide_is_converted(good_plan) and is_cache_valid(good_plan.count)
     # Resume: only the failed slide is tried again.
     again = convert_tree(tree, show_progress=False)
     assert [r.name for r in again] == ["Broken_Slide_Visium"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._predictions_reader import get_prediction_reader
 from .io.registry import load_slide, resolve
-from .viewer.layers import slide_layer_data
+from .viewer.layers import show_scale_bar, slide_layer_data
 from .viewer.report import show_opening_report
 
 
@@ -41,16 +41,17 @@ def read_slide(path):
     show_opening_report(slide)
     _point_to_widgets_once()
     layer_data = slide_layer_data(slide)
-    if any(kind == "labels" for *_, kind in layer_data):
+    from napari import current_viewer
+
+    viewer = current_viewer()
+    if viewer is not None:
+        show_scale_bar(viewer, slide)
+    if viewer is not None and any(kind == "labels" for *_, kind in layer_data):
         # VisiumHD bins: painting the bin-labels layer must reach the label editor from the
         # first stroke, even before the curation widget is opened
-        from napari import current_viewer
-
         from .viewer.bins import watch_viewer
 
-        viewer = current_viewer()
-        if viewer is not None:
-            watch_viewer(viewer)
+        watch_viewer(viewer)
     return layer_data
 
 

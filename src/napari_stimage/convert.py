@@ -52,6 +52,8 @@ def slide_is_converted(plan: CachePlan) -> bool:
     from .io.images import pyramid_is_valid
 
     try:
+        if plan.is_converted is not None:  # a format that builds its caches its own way (io/hest)
+            return plan.is_converted()
         if plan.count is not None and not is_cache_valid(plan.count):
             return False
         return not (_image_needs_pyramid(plan.image) and not pyramid_is_valid(plan.image))
@@ -71,7 +73,9 @@ def convert_slide(
     result = SlideResult(plan.name)
     start = time.perf_counter()
     try:
-        if plan.count is not None:
+        if plan.convert is not None:
+            result.expression, result.image = plan.convert(progress=progress, cancel=cancel)
+        elif plan.count is not None:
             if is_cache_valid(plan.count):
                 result.expression = "cached"
             else:

@@ -112,7 +112,8 @@ class ColorWidget(SlideLayerWidget):
         self._label_snapshot = self.coloring.edited_labels()
         layer.events.features.connect(self._on_features_changed)
         layer.events.data.connect(self._on_points_changed)
-        self.slide_label.setText(f"Slide: {slide_of(layer).name}")
+        summary = getattr(slide_of(layer).source, "summary", "")  # e.g. a HEST sample's organ, species, µm/px
+        self.slide_label.setText(f"Slide: {slide_of(layer).name}" + (f" ({summary})" if summary else ""))
         self._sync_ui_from_state()
         if self.state().mode is None:
             self._apply_initial_coloring()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from .progress import CancelCallback, ProgressCallback
 
 
@@ -22,6 +24,23 @@ class SaveTarget:
     """
 
     path: Path
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Optional geometry a source shows over its slide (a source's `load_overlays(notes)` returns
+    them; the viewer draws outlines as a Shapes layer, points as one Points layer).
+
+    Coordinates are napari (row, col) = (y, x) in full-resolution pixels.
+    """
+
+    name: str
+    kind: str  # "outlines": `data` is a list of (n, 2) rings | "points": `data` is (n, 2)
+    data: object
+    colors: np.ndarray | None = None  # "points": (n, 3|4) RGB(A) in 0..1, one per point
+    classes: np.ndarray | None = None  # "points": per point its class name (a point feature)
+    size: float = 10.0  # "points": diameter in full-resolution pixels
+    color: str = "#00e5ff"  # "outlines": edge colour
 
 
 class LabelTable(Protocol):

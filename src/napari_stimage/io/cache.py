@@ -291,7 +291,6 @@ def build_expression_cache(
     `SlideError` for a malformed file and `OSError`/`CacheUnavailable` when the cache folder
     cannot be written.
     """
-    from ..core.expression import make_unique
     from .count_csv import iter_count_blocks
 
     source = Path(source)
@@ -354,31 +353,61 @@ def build_expression_cache(
         (work / "spill_data.bin").unlink()
 
         mean = gene_sum / n_spots
-        _write_npy(work / "indptr.npy", indptr)
-        _write_npy(work / "spot_ids.npy", np.array(spot_ids, dtype=str))
-        _write_npy(work / "gene_names.npy", np.array(make_unique(raw_genes), dtype=str).reshape(-1))
-        _write_npy(work / "raw_gene_names.npy", np.array(raw_genes, dtype=str).reshape(-1))
-        _write_npy(work / "total_counts.npy", np.concatenate(totals))
-        _write_npy(work / "n_genes.npy", np.concatenate(detected))
-        _write_npy(work / "log1p_var.npy", gene_sumsq / n_spots - mean**2)
-        meta = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "source": str(source.resolve()),
-            "fingerprint": source_print,
-            "shape": [n_spots, n_genes],
-            "nnz": int(nnz),
-            "checksums": {name: _crc32_file(work / name) for name in _ARRAY_FILES},
-        }
-        (work / "meta.json").write_text(json.dumps(meta, indent=1))
-        if fingerprint(source) != source_print:
-            raise SlideError(source, "the count file changed while it was being read")
-        _publish(work, final, source)
+        _finish_cache(work, final, source, source_print, indptr, nnz, spot_ids, raw_genes,
+                      {"total_counts": np.concatenate(totals), "n_genes": np.concatenate(detected),
+                       "log1p_var": gene_sumsq / n_spots - mean**2})
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     if progress is not None:
         progress(total_bytes, total_bytes)
+    return final
+
+
+def _finish_cache(work: Path, final: Path, source: Path, source_print: dict, indptr: np.ndarray, nnz: int,
+                  spot_ids, raw_genes, stats: dict) -> None:
+    """Write the arrays besides indices/data (already in `work`), meta.json, and publish."""
+    from ..core.expression import make_unique
+
+    _write_npy(work / "indptr.npy", np.asarray(indptr, dtype=np.int64))
+    _write_npy(work / "spot_ids.npy", np.array(spot_ids, dtype=str).reshape(-1))
+    _write_npy(work / "gene_names.npy", np.array(make_unique(raw_genes), dtype=str).reshape(-1))
+    _write_npy(work / "raw_gene_names.npy", np.array(raw_genes, dtype=str).reshape(-1))
+    for name, values in stats.items():
+        _write_npy(work / f"{name}.npy", values)
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "source": str(source.resolve()),
+        "fingerprint": source_print,
+        "shape": [len(spot_ids), len(raw_genes)],
+        "nnz": int(nnz),
+        "checksums": {name: _crc32_file(work / name) for name in _ARRAY_FILES},
+    }
+    (work / "meta.json").write_text(json.dumps(meta, indent=1))
+    if fingerprint(source) != source_print:
+        raise SlideError(source, "the file changed while it was being read")
+    _publish(work, final, source)
+
+
+def store_expression_cache(source: str | Path, expression, source_print: dict) -> Path:
+    """Cache an `Expression` read from another format (e.g. a HEST h5ad) under `source`'s key, in
+    the count CSV cache's format; `source_print` is the source's fingerprint taken before reading."""
+    source = Path(source)
+    final = expression_cache_path(source)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = temp_dir_next_to(final)
+    try:
+        m = expression.matrix
+        _write_npy(work / "indices.npy", np.asarray(m.indices, dtype=np.int32))
+        _write_npy(work / "data.npy", np.asarray(m.data, dtype=np.float32))
+        stats = {"total_counts": expression.total_counts(), "n_genes": expression.n_genes_detected().astype(np.int32),
+                 "log1p_var": expression.log1p_variance()}
+        _finish_cache(work, final, source, source_print, m.indptr, m.nnz, expression.spot_ids,
+                      expression.raw_gene_names, stats)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return final
 
 

@@ -66,8 +66,40 @@ def _tiff_levels(path: Path) -> list:
     except Exception:
         # Some HEST pyramids break tifffile's series parsing ("incompatible keyframe"):
         # read the pages one by one instead.
-        levels = [page.asarray() for page in tif.pages if page.is_tiled or page.index == 0]
+        levels = _page_levels(tif)
+    return _normalised_levels(levels)
+
+
+def tiff_page_levels(path: str | Path) -> list:
+    """The pyramid of a TIFF whose levels are ordinary pages (pyvips' `tiffsave`, as HEST's WSIs),
+    read page by page without tifffile's series parsing; each level lazy (tiles read on demand)."""
+    import tifffile
+
+    return _normalised_levels(_page_levels(tifffile.TiffFile(path)))
+
+
+def _page_levels(tif) -> list:
+    """Lazy arrays of the pages that form a pyramid: the first page, then each smaller page with
+    the same samples (thumbnails, labels and masks in between are skipped)."""
+    import zarr
+
+    levels = []
+    for page in tif.pages:
+        shape = page.shape
+        if levels:
+            last = levels[-1].shape
+            if len(shape) != len(last) or shape[2:] != last[2:] or not (shape[0] < last[0] and shape[1] < last[1]):
+                continue
+            if not page.is_tiled:
+                continue
+        levels.append(zarr.open(page.aszarr(), mode="r"))
+    return levels
+
+
+def _normalised_levels(levels: list) -> list:
     levels = [lvl for lvl in levels if lvl.ndim >= 2]
+    if not levels:
+        return levels
     if levels and levels[0].ndim == 3 and levels[0].shape[0] in (3, 4) and levels[0].shape[-1] not in (3, 4):
         levels = [normalise_rgb(np.asarray(lvl)) for lvl in levels]
     return _as_rgb8(levels)

@@ -17,18 +17,22 @@ from ..core.errors import SlideError
 from ..core.progress import CancelCallback, ProgressCallback
 from ..core.slide import Slide
 
-BUILTIN_READERS = ("napari_stimage.io.stimage",)
+BUILTIN_READERS = ("napari_stimage.io.hest", "napari_stimage.io.stimage")
 
 
 @dataclass(frozen=True)
 class CachePlan:
     """What `napari-stimage convert` prepares for one slide before it is first opened: the
     expression cache of a dense count CSV and the pyramid of a large PNG/JPEG image (either may
-    be None). A reader says it through its `cache_plan` hook; convert needs nothing else."""
+    be None). A format whose caches are built another way gives `is_converted()` and
+    `convert(progress=, cancel=) -> (expression state, image state)` instead. A reader says it
+    through its `cache_plan` hook; convert needs nothing else."""
 
     name: str
     count: Path | None = None
     image: Path | None = None
+    is_converted: Callable[[], bool] | None = None
+    convert: Callable[..., tuple[str, str]] | None = None
 
 
 @dataclass(frozen=True)

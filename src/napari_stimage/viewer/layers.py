@@ -28,12 +28,58 @@ def spots_layer_name(slide: Slide) -> str:
     return f"{slide.name}{SPOTS_SUFFIX}"
 
 
+def layer_metadata(slide: Slide) -> dict:
+    """What every layer of a slide keeps in `layer.metadata`: the slide, and the source's
+    sample description when it has one (`source.sample_metadata`: organ, technology, ...)."""
+    meta = {SLIDE_KEY: slide}
+    sample = getattr(slide.source, "sample_metadata", None)
+    if sample:
+        meta["sample"] = dict(sample)
+    return meta
+
+
+def pixel_size_um(slide: Slide) -> float | None:
+    """µm per full-resolution pixel when the source knows it (`source.pixel_size_um`), else None."""
+    value = getattr(slide.source, "pixel_size_um", None)
+    return float(value) if value else None
+
+
+def in_microns(slide: Slide, meta: dict) -> dict:
+    """Place a layer in µm when the slide has a pixel size: its data stays in full-res pixels,
+    its scale (and translate or affine) is multiplied by the pixel size and its units are µm, so
+    napari's scale bar shows true microns. Unchanged without a pixel size."""
+    size = pixel_size_um(slide)
+    if size is None:
+        return meta
+    meta = dict(meta)
+    if "affine" in meta:
+        meta["affine"] = np.diag([size, size, 1.0]) @ np.asarray(meta["affine"], dtype=np.float64)
+    else:
+        meta["scale"] = tuple(size * float(v) for v in meta.get("scale", (1.0, 1.0)))
+        if "translate" in meta:
+            meta["translate"] = tuple(size * float(v) for v in meta["translate"])
+    meta["units"] = ("um", "um")
+    return meta
+
+
+def show_scale_bar(viewer, slide: Slide) -> None:
+    """Turn napari's scale bar on for a slide placed in µm (`in_microns`)."""
+    if pixel_size_um(slide) is not None:
+        canvas = getattr(viewer, "canvas", None)  # napari >= 0.9; older versions: viewer.scale_bar
+        bar = canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
+        bar.visible = True
+
+
 def image_layer_data(slide: Slide) -> tuple | None:
     levels = slide.image_levels
     if not levels:
         return None
     rgb = levels[0].ndim == 3 and levels[0].shape[-1] == 3
-    meta = {"name": slide.name, "rgb": rgb, "metadata": {SLIDE_KEY: slide}}
+    meta = {"name": slide.name, "rgb": rgb, "metadata": layer_metadata(slide)}
+    # an image smaller than full resolution (e.g. a thumbnail) is stretched onto full-res pixels
+    scale = float(getattr(slide.source, "image_scale", 1.0))
+    if scale != 1.0:
+        meta["scale"] = (scale, scale)
     if len(levels) > 1:
         return (levels, {**meta, "multiscale": True}, "image")
     return (levels[0], meta, "image")
@@ -77,9 +123,32 @@ def spots_layer_data(slide: Slide) -> tuple:
         "border_width": RIM_WIDTH,
         "border_width_is_relative": True,
         "opacity": 0.85,
-        "metadata": {SLIDE_KEY: slide},
+        "metadata": layer_metadata(slide),
     }
+    symbol = getattr(slide.source, "spot_symbol", "disc")
+    if symbol != "disc":
+        meta["symbol"] = symbol  # e.g. square pseudo-spots, `r` being half their side
     return (slide.positions, meta, "points")
+
+
+def overlay_layer_data(slide: Slide) -> list[tuple]:
+    """The source's optional overlays (`source.load_overlays`, e.g. HEST's tissue contours and
+    CellViT cells): outlines as one Shapes layer, points as one Points layer coloured by class."""
+    load = getattr(slide.source, "load_overlays", None)
+    if load is None:
+        return []
+    layers = []
+    for overlay in load(notes=slide.report.notes):
+        name = f"{slide.name} {overlay.name}"
+        # not the slide itself: the widgets take any Points layer carrying a slide for its spots
+        meta = {"name": name, "metadata": {k: v for k, v in layer_metadata(slide).items() if k != SLIDE_KEY}}
+        if overlay.kind == "outlines" and overlay.data:
+            layers.append((overlay.data, {**meta, "shape_type": "polygon", "edge_color": overlay.color,
+                                          "face_color": "transparent", "edge_width": 2.0}, "shapes"))
+        elif overlay.kind == "points" and len(overlay.data):
+            layers.append((overlay.data, {**meta, "size": overlay.size, "face_color": overlay.colors,
+                                          "border_width": 0, "features": {"class": overlay.classes}}, "points"))
+    return layers
 
 
 def slide_layer_data(slide: Slide) -> list[tuple]:
@@ -91,12 +160,13 @@ def slide_layer_data(slide: Slide) -> list[tuple]:
     image = image_layer_data(slide)
     if image is not None:
         layers.append(image)
+    layers.extend(overlay_layer_data(slide))
     grid = bin_grid(slide)
     if grid is not None:
         layers.extend(bin_layer_data(slide, grid))
     else:
         layers.append(spots_layer_data(slide))
-    return layers
+    return [(data, in_microns(slide, meta), kind) for data, meta, kind in layers]
 
 
 def add_slide_to_viewer(viewer, slide: Slide, layer_data: list[tuple] | None = None) -> list:
@@ -105,6 +175,7 @@ def add_slide_to_viewer(viewer, slide: Slide, layer_data: list[tuple] | None = N
     Bin-labels layers come out bound to a label editor (painting bins edits the annotation).
     """
     watch_viewer(viewer)
+    show_scale_bar(viewer, slide)
     layer_data = slide_layer_data(slide) if layer_data is None else layer_data
     return [getattr(viewer, f"add_{kind}")(data, **meta) for data, meta, kind in layer_data]
 
