@@ -31,7 +31,8 @@ def _slide_extent(slide) -> tuple[int, int]:
     """(height, width) in full-resolution pixels: the image's, else the spots' bounding box."""
     levels = slide.image_levels
     if levels:
-        return int(levels[0].shape[0]), int(levels[0].shape[1])
+        scale = slide.image_scale
+        return int(round(levels[0].shape[0] * scale)), int(round(levels[0].shape[1] * scale))
     far = slide.positions + slide.diameters[:, None]
     return int(np.ceil(far[:, 0].max())) + 1, int(np.ceil(far[:, 1].max())) + 1
 

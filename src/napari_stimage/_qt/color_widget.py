@@ -290,7 +290,13 @@ class ColorWidget(QWidget):
         self._label_snapshot = self._edited_labels()
         layer.events.features.connect(self._on_features_changed)
         layer.events.data.connect(self._on_points_changed)
-        self.slide_label.setText(f"Slide: {slide_of(layer).name}")
+        slide = slide_of(layer)
+        normalised = slide.expression is not None and slide.expression.normalised
+        self.slide_label.setText(f"Slide: {slide.name}" + (" (values already normalised)" if normalised else ""))
+        if self.state().gene is None:  # a normalised AnnData X is shown as it is, not log1p'd again
+            self._syncing = True
+            self.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index(col.default_transform(slide)))
+            self._syncing = False
         self._sync_ui_from_state()
         if self.state().mode is None:
             self._apply_initial_coloring()
