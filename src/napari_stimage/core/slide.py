@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .expression import Expression
+from .expression import Expression, make_unique
 from .labels import unlabelled_mask
 from .progress import CancelCallback, ProgressCallback
 from .source import LabelTable, SlideSource
@@ -213,13 +213,13 @@ class Slide:
             for name in self.categories.columns:
                 columns.setdefault(str(name), pd.Categorical(self.categories[name].to_numpy()[keep]))
         columns["total_counts"] = self.total_counts[keep]
-        obs = pd.DataFrame(columns, index=pd.Index(spots["spot_id"].astype(str), name=None))
+        # a repeated spot id (STimage coord files have them) becomes id-1, id-2, ... as anndata would
+        obs = pd.DataFrame(columns, index=pd.Index(make_unique(spots["spot_id"].astype(str)), name=None))
         var = pd.DataFrame(
             {"gene_name_in_file": np.asarray(self.expression.raw_gene_names).astype(str)},
             index=pd.Index(self.expression.gene_names.astype(str)),
         )
         adata = ad.AnnData(X=X, obs=obs, var=var)
-        adata.obs_names_make_unique()
         adata.obsm["spatial"] = spots[["x", "y"]].to_numpy(np.float64)
         library = {
             "scalefactors": {"spot_diameter_fullres": float(2 * spots["r"].median())},

@@ -241,11 +241,13 @@ def read_h5ad(path: Path, progress: ProgressCallback | None = None, decode_image
     spots = pd.DataFrame({"spot_id": spot_ids, "y": xy[:, 1], "x": xy[:, 0], "r": radius})
     matrix, where = choose_counts(adata)
     gene_names = adata.var_names.astype(str).to_numpy()
+    # an export keeps the names as the source wrote them (repeats included) in var['gene_name_in_file']
+    written = adata.var["gene_name_in_file"].astype(str).to_numpy() if "gene_name_in_file" in adata.var else gene_names
     expression = Expression(
         spot_ids=spot_ids,
         gene_names=np.asarray(make_unique(gene_names), dtype=object),
         matrix=sp.csc_matrix(matrix, dtype=np.float32),
-        raw_gene_names=gene_names.astype(object),
+        raw_gene_names=written.astype(object),
         source=path,
     )
     expression.normalised = expression.looks_normalised()
