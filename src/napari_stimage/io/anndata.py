@@ -237,14 +237,32 @@ def read_h5ad(path: Path, progress: ProgressCallback | None = None, decode_image
         report.notes.append("image not shown: uns['spatial'] has images but no tissue_*_scalef to place them")
     picked = pick_image(candidates, xy, report.notes)
 
-    spot_ids = adata.obs_names.astype(str).to_numpy(dtype=object)
-    spots = pd.DataFrame({"spot_id": spot_ids, "y": xy[:, 1], "x": xy[:, 0], "r": radius})
+    spots = pd.DataFrame({
+        "spot_id": adata.obs_names.astype(str).to_numpy(dtype=object), "y": xy[:, 1], "x": xy[:, 0], "r": radius,
+    })
+    source = AnnDataFile(
+        path=path,
+        library=library,
+        image=picked[1] if picked else None,
+        image_scale=picked[2] if picked else 1.0,
+        technology=str((info.get("metadata") or {}).get("tech") or "") or None,
+    )
+    if progress is not None:
+        progress(1000, 1000)
+    return slide_parts_from_table(adata, source, spots, report)
+
+
+def slide_parts_from_table(adata, source, spots: pd.DataFrame, report: JoinReport, exclude=()) -> Slide:
+    """The slide of an AnnData whose rows are `spots` (in order): counts (raw when the file has them,
+    else `X` flagged as normalised), categorical obs columns (but `exclude`), and labels from the
+    annotation CSV at the source's save target, else from `obs['label']`."""
+    path = source.location
     matrix, where = choose_counts(adata)
     gene_names = adata.var_names.astype(str).to_numpy()
     # an export keeps the names as the source wrote them (repeats included) in var['gene_name_in_file']
     written = adata.var["gene_name_in_file"].astype(str).to_numpy() if "gene_name_in_file" in adata.var else gene_names
     expression = Expression(
-        spot_ids=spot_ids,
+        spot_ids=spots["spot_id"].to_numpy(dtype=object),
         gene_names=np.asarray(make_unique(gene_names), dtype=object),
         matrix=sp.csc_matrix(matrix, dtype=np.float32),
         raw_gene_names=written.astype(object),
@@ -257,18 +275,8 @@ def read_h5ad(path: Path, progress: ProgressCallback | None = None, decode_image
     elif where != "X":
         report.notes.append(f"raw counts read from {where} (X is normalised)")
 
-    save_path = default_annotation_path(path)
+    save_path = source.save_target.path
     annotation = read_annotation(save_path) if save_path.is_file() else labels_from_obs(adata.obs, save_path)
-    obs = adata.obs
-    source = AnnDataFile(
-        path=path,
-        library=library,
-        image=picked[1] if picked else None,
-        image_scale=picked[2] if picked else 1.0,
-        technology=str((info.get("metadata") or {}).get("tech") or "") or None,
-    )
-    if progress is not None:
-        progress(1000, 1000)
     return Slide(
         source=source,
         spots=spots,
@@ -276,7 +284,7 @@ def read_h5ad(path: Path, progress: ProgressCallback | None = None, decode_image
         annotation=annotation,
         report=report,
         expression_rows=np.arange(len(spots), dtype=np.int64),
-        categories=categorical_obs(obs),
+        categories=categorical_obs(adata.obs.drop(columns=list(exclude))),
     )
 
 

@@ -23,6 +23,7 @@ BUILTIN_READERS = (
     "napari_stimage.io.stimage",
     "napari_stimage.io.anndata",
     "napari_stimage.io.spaceranger",
+    "napari_stimage.io.spatialdata",
 )
 
 
