@@ -175,3 +175,20 @@ def test_squidpy_file_opens_in_napari_with_spots_on_tissue(make_napari_viewer, r
     assert all(on_tissue), f"{on_tissue.count(False)} of 49 spot centres are not on tissue"
     corner = pixel(image.scale[0] * 0.5, image.scale[1] * 0.5)  # image pixel (0, 0): grey background
     assert not _tissue(corner) and abs(int(corner[0]) - 128) < 20, corner
+
+
+@pytest.mark.timeout(90)
+def test_colour_widget_on_a_normalised_h5ad_offers_obs_columns_and_does_not_log_twice(make_napari_viewer, real_data, qtbot):
+    viewer = make_napari_viewer()
+    *_, spots = viewer.open(str(real_data / "squidpy_test_data.h5ad"), plugin="napari-stimage")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
+    assert "(values already normalised)" in widget.slide_label.text()
+    assert widget.transform_combo.currentData() == "raw"
+    gene = widget.state().gene.genes[0]  # opened coloured by its top gene, values as stored
+    np.testing.assert_allclose(widget._values.values, spots.features[gene].to_numpy(), rtol=1e-6)
+    widget.tabs.setCurrentIndex(1)
+    items = [widget.column_combo.itemText(i) for i in range(widget.column_combo.count())]
+    assert items == ["label", "leiden"]
+    widget.column_combo.setCurrentIndex(1)
+    widget.column_combo.activated.emit(1)
+    assert set(widget.legend_rows) >= set(spots.features["leiden"].unique())
