@@ -192,3 +192,14 @@ def test_colour_widget_on_a_normalised_h5ad_offers_obs_columns_and_does_not_log_
     widget.column_combo.setCurrentIndex(1)
     widget.column_combo.activated.emit(1)
     assert set(widget.legend_rows) >= set(spots.features["leiden"].unique())
+
+
+def test_render_places_the_downscaled_image_under_the_spots(real_data):
+    from napari_stimage.render import render_scale, render_slide
+
+    opened = load_slide(real_data / "squidpy_test_data.h5ad", decode_image=True)
+    out = render_slide(opened, genes=opened.default_genes[0], opacity=0.0, panel=False, width=400)
+    assert out.shape[1] == 400  # the image's full-res extent (49 px x 19.6), not its pixel count
+    scale = render_scale(opened, 400)
+    centres = ((opened.positions + 0.5) * scale).astype(int)
+    assert all(_tissue(out[y, x]) for y, x in centres)
