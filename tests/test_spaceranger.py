@@ -85,3 +85,14 @@ def test_outs_folder_opens_in_napari(make_napari_viewer, outs_folder):
     image, spots = viewer.open(str(outs_folder), plugin="napari-stimage")
     assert spots.name == "sample1 spots" and len(spots.data) == load_slide(outs_folder).n_spots
     np.testing.assert_allclose(image.scale, [1 / HIRES_SCALEF] * 2)
+
+
+def test_convert_skips_sources_without_caches(tmp_path, slide_paths, slide, visium_h5ad):
+    from napari_stimage.convert import convert_tree
+
+    write_spaceranger_outs(slide_paths.coord.parents[2] / "sr" / "outs", slide)
+    (slide_paths.coord.parents[2] / "x.h5ad").write_bytes(visium_h5ad.read_bytes())
+    found = registry.find_slides(slide_paths.coord.parents[2])
+    assert {type(h).__name__ for h in found} >= {"SlidePaths", "PosixPath"}
+    results = convert_tree(slide_paths.coord.parents[2], show_progress=False)
+    assert results == []  # the STimage slide's cache was built when the fixture opened it; the others have none

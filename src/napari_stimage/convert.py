@@ -146,7 +146,8 @@ def convert_tree(
     from .io.cache import cache_dir, remove_stale_temp_files_once
 
     remove_stale_temp_files_once()  # work folders of an earlier run that was killed
-    slides = find_slides(root)
+    # only STimage slides have caches to build; .h5ad, Space Ranger and SpatialData are read as they are
+    slides = [s for s in find_slides(root) if isinstance(s, SlidePaths)]
     todo = [s for s in slides if not slide_is_converted(s)]
     skipped = len(slides) - len(todo)
     if show_progress:
