@@ -110,3 +110,119 @@ def slide_in_shown_viewer(make_napari_viewer, slide):
 
     viewer = make_napari_viewer(show=True)
     return viewer, add_slide_to_viewer(viewer, slide)[-1]
+
+
+def _resized(image, factor: float):
+    import numpy as np
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(np.asarray(image)).resize(size, Image.Resampling.BILINEAR))
+
+
+HIRES_SCALEF = 0.5
+LOWRES_SCALEF = 0.15
+
+
+@pytest.fixture
+def visium_h5ad(tmp_path, slide):
+    """The synthetic slide as a scanpy/squidpy-style .h5ad: raw integer counts in a sparse X, obs
+    `leiden` (categorical) and `cell_type` (text), obsm['spatial'] = (x, y), uns['spatial'][library]
+    with a float hires image (0..1, as scanpy stores it) and a uint8 lowres one, and scalefactors."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    keep = np.flatnonzero((slide.expression_rows >= 0) & ~slide.spots["spot_id"].duplicated().to_numpy())
+    spots = slide.spots.iloc[keep]
+    counts = sp.csr_matrix(slide.expression.matrix.tocsr()[slide.expression_rows[keep]])
+    leiden = (spots["x"].to_numpy() > 500).astype(int) + 2 * (spots["y"].to_numpy() > 500)
+    obs = pd.DataFrame(
+        {
+            "leiden": pd.Categorical(leiden.astype(str)),
+            "cell_type": np.where(leiden % 2 == 0, "tumour", "stroma").astype(object),
+            "in_tissue": np.ones(len(keep), dtype=int),
+        },
+        index=pd.Index(spots["spot_id"].astype(str)),
+    )
+    adata = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=slide.expression.gene_names.astype(str)))
+    adata.obsm["spatial"] = spots[["x", "y"]].to_numpy(np.float64)
+    image = np.asarray(slide.image_levels[0])
+    adata.uns["spatial"] = {
+        "synthetic_lib": {
+            "images": {
+                "hires": _resized(image, HIRES_SCALEF).astype(np.float32) / 255.0,
+                "lowres": _resized(image, LOWRES_SCALEF),
+            },
+            "scalefactors": {
+                "spot_diameter_fullres": float(2 * spots["r"].iloc[0]),
+                "tissue_hires_scalef": HIRES_SCALEF,
+                "tissue_lowres_scalef": LOWRES_SCALEF,
+            },
+        }
+    }
+    path = tmp_path / "synthetic_visium.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def write_spaceranger_outs(folder, slide, header: bool = True, blank_hires: bool = False):
+    """The synthetic slide as a Space Ranger outs/ folder: filtered_feature_bc_matrix.h5 (CSC genes x
+    barcodes, one extra 'Antibody Capture' feature, one barcode missing from the positions file),
+    spatial/tissue_positions.csv (header) or tissue_positions_list.csv (none, Space Ranger 1),
+    scalefactors_json.json, hires and lowres PNGs (hires optionally a black RGBA placeholder)."""
+    import json
+
+    import h5py
+    import numpy as np
+    import scipy.sparse as sp
+    from PIL import Image
+
+    folder = Path(folder)
+    (folder / "spatial").mkdir(parents=True)
+    keep = np.flatnonzero(slide.expression_rows >= 0)
+    spots = slide.spots.iloc[keep].drop_duplicates("spot_id")
+    rows = slide.expression_rows[spots.index.to_numpy()]
+    barcodes = spots["spot_id"].astype(str).to_numpy()
+    counts = slide.expression.matrix.tocsr()[rows]
+    genes = slide.expression.raw_gene_names.astype(str)
+    extra = sp.csr_matrix(np.arange(len(barcodes), dtype=np.float32)[:, None])  # an antibody
+    by_gene = sp.csc_matrix(sp.hstack([counts, extra]).T.astype(np.int32))  # genes x barcodes, CSC
+    with h5py.File(folder / "filtered_feature_bc_matrix.h5", "w") as f:
+        m = f.create_group("matrix")
+        m["data"], m["indices"], m["indptr"] = by_gene.data, by_gene.indices, by_gene.indptr
+        m["shape"] = np.array(by_gene.shape, dtype=np.int32)
+        m["barcodes"] = np.array([b.encode() for b in barcodes])
+        features = m.create_group("features")
+        features["name"] = np.array([g.encode() for g in [*genes, "CD3_TotalSeqB"]])
+        features["id"] = np.array([f"ENSG{i:08d}".encode() for i in range(len(genes) + 1)])
+        features["feature_type"] = np.array([b"Gene Expression"] * len(genes) + [b"Antibody Capture"])
+    lines = [
+        f"{b},1,{i // 50},{i % 50},{int(y)},{int(x)}"
+        for i, (b, y, x) in enumerate(zip(barcodes[1:], spots["y"].to_numpy()[1:], spots["x"].to_numpy()[1:]))
+    ]
+    lines.append("AAAAAAAAAAAAAAAA-1,0,99,99,5,5")  # a barcode the matrix does not list
+    name = "tissue_positions.csv" if header else "tissue_positions_list.csv"
+    head = ["barcode,in_tissue,array_row,array_col,pxl_row_in_fullres,pxl_col_in_fullres"] if header else []
+    (folder / "spatial" / name).write_text("\n".join(head + lines) + "\n")
+    (folder / "spatial" / "scalefactors_json.json").write_text(json.dumps({
+        "spot_diameter_fullres": float(2 * spots["r"].iloc[0]),
+        "tissue_hires_scalef": HIRES_SCALEF,
+        "tissue_lowres_scalef": LOWRES_SCALEF,
+        "fiducial_diameter_fullres": 100.0,
+    }))
+    image = np.asarray(slide.image_levels[0])
+    hires = _resized(image, HIRES_SCALEF)
+    if blank_hires:
+        hires = np.zeros(hires.shape[:2] + (4,), np.uint8)
+        hires[..., 3] = 255
+    Image.fromarray(hires).save(folder / "spatial" / "tissue_hires_image.png")
+    Image.fromarray(_resized(image, LOWRES_SCALEF)).save(folder / "spatial" / "tissue_lowres_image.png")
+    return folder
+
+
+@pytest.fixture
+def outs_folder(tmp_path, slide):
+    return write_spaceranger_outs(tmp_path / "sample1" / "outs", slide)

@@ -1,4 +1,5 @@
-"""npe2 writer: File > Save Layers on a slide's spots layer writes its labels in the annotation format.
+"""npe2 writers: File > Save Layers on a slide's spots layer writes its labels in the annotation format
+(.csv), or the whole slide with its current labels as AnnData (.h5ad, `write_spots_anndata`).
 
 It uses the same code as the curation widget (`LabelEditor`), so the saved file keeps the
 original header, row order, repeated and unknown-spot rows, and refuses to overwrite an
@@ -18,22 +19,26 @@ from .curation.editor import LabelEditor, normalise_label
 from .viewer.metadata import EDITOR_KEY, SLIDE_KEY
 
 
-def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:
+def _slide_and_editor(path: str, attributes: dict, what: str) -> tuple[Slide, LabelEditor]:
+    """The layer's slide and a label editor holding its current labels (the curation widget's when
+    it has one, else the layer's `label` feature: the truth when no curation happened this session)."""
     metadata = attributes.get("metadata") or {}
     slide = metadata.get(SLIDE_KEY)
     if not isinstance(slide, Slide):
-        raise ValueError(
-            f"{path}: only spots layers opened by napari-stimage can be saved as an annotation file"
-        )
+        raise ValueError(f"{path}: only spots layers opened by napari-stimage can be saved as {what}")
     editor = metadata.get(EDITOR_KEY)
     if not isinstance(editor, LabelEditor):
-        # no curation happened in this session: the layer's label feature is the truth
         editor = LabelEditor.from_slide(slide, autosave=False)
         features = attributes.get("features")
         if features is not None and "label" in features and len(features) == slide.n_spots:
             labels = np.array([normalise_label(v) for v in features["label"].tolist()], dtype=object)
             for label in {v for v in labels.tolist() if v is not None} | {None}:
                 editor.assign(np.flatnonzero(np.equal(labels, label)), label)
+    return slide, editor
+
+
+def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:
+    _, editor = _slide_and_editor(path, attributes, "an annotation file")
     target = Path(path)
     if editor.path is not None and target.resolve() == editor.path.resolve():
         return [str(editor.save(target))]
@@ -41,3 +46,12 @@ def write_spots_annotation(path: str, data, attributes: dict) -> list[str]:
     # and the unsaved edits (and their recovery file) stay unsaved there.
     editor.prepare_save(target).run()
     return [str(target)]
+
+
+def write_spots_anndata(path: str, data, attributes: dict) -> list[str]:
+    """File > Save on a spots layer as .h5ad: the whole slide with its current (unsaved too) labels,
+    in scanpy/squidpy conventions (`export.export_slide`). The slide's own label file is not touched."""
+    from .export import export_slide
+
+    slide, editor = _slide_and_editor(path, attributes, "AnnData")
+    return [str(export_slide(slide, path, labels=editor.labels))]

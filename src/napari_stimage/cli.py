@@ -1,5 +1,5 @@
 """Command line: `napari-stimage demo | open PATH | render PATH --out FILE.png | make-sample DIR | convert ROOT |
-predictions PATH PRED.h5ad --out results.json | slides ROOT | browse ROOT`."""
+predictions PATH PRED.h5ad --out results.json | slides ROOT | browse ROOT | export SLIDE --to OUT.h5ad`."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def _cmd_demo(args) -> int:
 def _cmd_open(args) -> int:
     from .io import registry
 
-    if not Path(args.path).is_file():
-        print(f"napari-stimage: {args.path}: no such file", file=sys.stderr)
+    if not Path(args.path).exists():  # a file, or a folder (Space Ranger outs/, SpatialData .zarr)
+        print(f"napari-stimage: {args.path}: no such file or folder", file=sys.stderr)
         return 2
     if registry.resolve(args.path) is None:
         print(f"napari-stimage: {args.path}: {registry.not_a_slide('expected')}", file=sys.stderr)
@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import convert
 
     convert.add_parser(sub)
+    from . import export
+
+    export.add_parser(sub)
     _add_predictions_parser(sub)
     return parser
 

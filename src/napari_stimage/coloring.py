@@ -41,6 +41,13 @@ DEFAULT_TRANSFORM = "log1p"
 LIBRARY_SIZE_TARGET = 1e4  # scanpy's normalize_total(target_sum=1e4)
 
 
+def default_transform(slide) -> str:
+    """"raw" for a slide whose expression is already normalised (log1p again would distort it),
+    else `DEFAULT_TRANSFORM`. The reader's first colours and the colour widget both start here."""
+    expression = getattr(slide, "expression", None)
+    return "raw" if expression is not None and expression.normalised else DEFAULT_TRANSFORM
+
+
 def transform_values(values: np.ndarray, transform: str, total_counts: np.ndarray | None = None) -> np.ndarray:
     """Counts -> displayed values. NaN (spot missing from the count file) stays NaN.
 

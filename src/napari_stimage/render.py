@@ -34,7 +34,7 @@ def _slide_extent(slide) -> tuple[int, int]:
     """(height, width) in full-resolution pixels: the image's, else the spots' bounding box."""
     levels = slide.image_levels
     if levels:
-        scale = float(getattr(slide.source, "image_scale", 1.0))  # a thumbnail stands for more pixels
+        scale = slide.image_scale
         return int(round(levels[0].shape[0] * scale)), int(round(levels[0].shape[1] * scale))
     far = slide.positions + slide.diameters[:, None]
     return int(np.ceil(far[:, 0].max())) + 1, int(np.ceil(far[:, 1].max())) + 1
@@ -178,7 +178,7 @@ def render_slide(
     label: bool = False,
     label_column: str = "label",
     colormap: str = "viridis",
-    transform: str = col.DEFAULT_TRANSFORM,
+    transform: str | None = None,  # None: the colour widget's default for the slide (`coloring.default_transform`)
     contrast_limits: tuple[float, float] | None = None,
     non_expressing: str = "transparent",
     opacity: float = 0.9,
@@ -205,6 +205,7 @@ def render_slide(
     visible = np.ones(slide.n_spots, dtype=bool)
     if genes is not None:
         genes = col.parse_gene_list(genes) if isinstance(genes, str) else list(genes)
+        transform = col.default_transform(slide) if transform is None else transform
         coloring = col.GeneColoring(tuple(genes), transform, colormap, contrast_limits, non_expressing)
         values = coloring.values(slide)
         coloring = coloring.with_limits(values)
@@ -361,8 +362,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "Color spots widget, kept in label_colors.json in the config folder), for reproducible "
                         "figures. Without it, your label colour overrides apply")
     p.add_argument("--colormap", default="viridis", help="napari colormap name (default viridis)")
-    p.add_argument("--transform", default=col.DEFAULT_TRANSFORM, choices=list(col.TRANSFORMS),
-                   help="value transform (default log1p)")
+    p.add_argument("--transform", default=None, choices=list(col.TRANSFORMS),
+                   help="value transform (default log1p; raw for a slide whose values are already normalised)")
     p.add_argument("--clim", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help="contrast limits (default: 1st-99th percentile of expressing spots)")
     p.add_argument("--non-expressing", default="transparent", choices=list(col.NON_EXPRESSING_MODES))

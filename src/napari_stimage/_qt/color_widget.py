@@ -20,7 +20,7 @@ from .. import coloring as col
 from ..viewer.canvas import text_overlay
 from ..viewer.layer_colors import STATE_KEY, VALUE_COLUMN, LayerColorState, SpotsColoring
 from ..viewer.layers import initial_coloring
-from ..viewer.metadata import slide_of
+from ..viewer.metadata import slide_notes, slide_of
 from .base import SlideLayerWidget
 from .panels.display import DisplayPanel
 from .panels.gene_picker import GENE_COLORMAPS, GenePickerPanel
@@ -112,8 +112,12 @@ class ColorWidget(SlideLayerWidget):
         self._label_snapshot = self.coloring.edited_labels()
         layer.events.features.connect(self._on_features_changed)
         layer.events.data.connect(self._on_points_changed)
-        summary = getattr(slide_of(layer).source, "summary", "")  # e.g. a HEST sample's organ, species, µm/px
-        self.slide_label.setText(f"Slide: {slide_of(layer).name}" + (f" ({summary})" if summary else ""))
+        slide = slide_of(layer)
+        notes = slide_notes(slide)
+        self.slide_label.setText(f"Slide: {slide.name}" + (f" ({notes})" if notes else ""))
+        if self.state().gene is None:  # a normalised AnnData X is shown as it is, not log1p'd again
+            with self.syncing():
+                self.transform_combo.setCurrentIndex(list(col.TRANSFORMS).index(col.default_transform(slide)))
         self._sync_ui_from_state()
         if self.state().mode is None:
             self._apply_initial_coloring()

@@ -65,6 +65,9 @@ class Expression:
     matrix: sp.csc_matrix
     raw_gene_names: np.ndarray | None = None
     source: Path | None = None
+    # True when the values are not raw counts (e.g. an AnnData X already log-normalised): gene
+    # colouring then shows them as they are instead of taking log1p again (`coloring.default_transform`)
+    normalised: bool = False
     # Per-spot/per-gene summaries computed while streaming (the cache stores them), so that
     # opening a 600k-bin slide never scans its whole matrix: total_counts, n_genes, log1p_var.
     stats: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -128,6 +131,11 @@ class Expression:
         n = max(m.shape[0], 1)
         mean = np.bincount(cols, weights=logged, minlength=m.shape[1]) / n
         return np.bincount(cols, weights=logged**2, minlength=m.shape[1]) / n - mean**2
+
+    def looks_normalised(self) -> bool:
+        """True when the stored values are not all whole numbers (raw counts are)."""
+        data = np.asarray(self.matrix.data[:100_000], dtype=np.float64)
+        return bool(data.size and np.any(data != np.round(data)))
 
     def top_variable_genes(self, n: int = 50) -> list[str]:
         """The `n` genes with the highest variance of log1p counts, most variable first."""

@@ -18,11 +18,13 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .expression import Expression
+from .expression import Expression, make_unique
+from .labels import unlabelled_mask
 from .progress import CancelCallback, ProgressCallback
 from .source import LabelTable, SlideSource
 
 N_DEFAULT_GENES = 50
+EXPORT_IMAGE_MAX_PX = 2000  # longest edge of the image an export carries (Visium's hires is 2000)
 BASE_FEATURES = ("spot_id", "label", "total_counts", "n_genes")
 
 
@@ -74,6 +76,9 @@ class Slide:
     annotation: LabelTable | None  # the labels as the source stores them (for STimage: its annotation CSV)
     report: JoinReport
     expression_rows: np.ndarray  # per spot: its row in expression.matrix, or -1
+    # per spot, categorical columns the source carries besides the curated label (an AnnData's
+    # clusters, leiden, cell types): offered in the colour widget's label mode, kept on export
+    categories: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -87,6 +92,12 @@ class Slide:
     def paths(self):
         """The source's files when it has a file set (STimage-1K4M: `SlidePaths`), else None."""
         return getattr(self.source, "paths", None)
+
+    @property
+    def image_scale(self) -> float:
+        """Full-resolution pixels per pixel of `image_levels[0]` (1 unless the source's image is a
+        downscaled copy, as Visium's hires PNG is): the image layer is drawn at this scale."""
+        return float(getattr(self.source, "image_scale", 1.0))
 
     @property
     def n_spots(self) -> int:
@@ -167,38 +178,76 @@ class Slide:
             "total_counts": self.total_counts,
             "n_genes": self.n_genes_detected,
         }
+        if self.categories is not None:
+            for name in self.categories.columns:
+                if name not in table:
+                    table[name] = self.categories[name].to_numpy()
         for gene in genes:
             table[gene] = self.gene_values(gene)
         return pd.DataFrame(table)
 
-    def to_anndata(self):
-        """AnnData of the spots present in both coord and count files.
+    def to_anndata(self, labels=None, image_max_px: int = EXPORT_IMAGE_MAX_PX):
+        """AnnData of the spots that have expression, in scanpy/squidpy conventions.
 
-        `obsm['spatial']` is (x, y) in full-resolution pixels (scanpy's convention),
-        `obs['label']` the pathologist label, `uns['spatial'][name]['scalefactors']` the spot size.
+        `obsm['spatial']` is (x, y) in full-resolution pixels, `X` the counts as CSR with the unique
+        gene names as `var_names` (the names as written in `var['gene_name_in_file']`), `obs['label']`
+        the labels (`labels`, one per spot, e.g. a label editor's current ones; default: as read)
+        and the source's other categorical columns. `uns['spatial'][name]` holds `images['hires']`,
+        the slide's image downscaled to at most `image_max_px` on its longest edge (never the full
+        WSI), and `scalefactors` (`spot_diameter_fullres`, `tissue_hires_scalef`), so
+        `scanpy.pl.spatial(adata, library_id=name)` draws spots on tissue.
         """
         import anndata as ad
 
         if self.expression is None:
             raise ValueError(f"slide {self.name} has no count file")
+        labels = self.labels if labels is None else np.asarray(labels, dtype=object)
+        if len(labels) != self.n_spots:
+            raise ValueError(f"{len(labels)} labels for the {self.n_spots} spots of {self.name}")
         keep = np.flatnonzero(self.expression_rows >= 0)
         spots = self.spots.iloc[keep]
         X = self.expression.matrix.tocsr()[self.expression_rows[keep]]
-        obs = pd.DataFrame(
-            {"label": pd.Categorical(self.labels[keep]), "total_counts": self.total_counts[keep]},
-            index=pd.Index(spots["spot_id"].astype(str), name=None),
-        )
+        kept_labels = labels[keep]
+        columns = {"label": pd.Categorical(np.where(unlabelled_mask(kept_labels), None, kept_labels.astype(str)))}
+        if self.categories is not None:
+            for name in self.categories.columns:
+                columns.setdefault(str(name), pd.Categorical(self.categories[name].to_numpy()[keep]))
+        columns["total_counts"] = self.total_counts[keep]
+        # a repeated spot id (STimage coord files have them) becomes id-1, id-2, ... as anndata would
+        obs = pd.DataFrame(columns, index=pd.Index(make_unique(spots["spot_id"].astype(str)), name=None))
         var = pd.DataFrame(
-            {"gene_name_in_file": self.expression.raw_gene_names},
+            {"gene_name_in_file": np.asarray(self.expression.raw_gene_names).astype(str)},
             index=pd.Index(self.expression.gene_names.astype(str)),
         )
         adata = ad.AnnData(X=X, obs=obs, var=var)
-        adata.obs_names_make_unique()
         adata.obsm["spatial"] = spots[["x", "y"]].to_numpy(np.float64)
-        adata.uns["spatial"] = {
-            self.name: {
-                "scalefactors": {"spot_diameter_fullres": float(2 * spots["r"].median())},
-                "metadata": {"tech": self.tech or "", "source": str(self.source.location)},
-            }
+        library = {
+            "scalefactors": {"spot_diameter_fullres": float(2 * spots["r"].median())},
+            "metadata": {
+                "tech": self.tech or "",
+                "source": str(self.source.location),
+                "normalised": bool(self.expression.normalised),
+            },
         }
+        image, scalef = self.downscaled_image(image_max_px)
+        if image is not None:
+            library["images"] = {"hires": image}
+            library["scalefactors"]["tissue_hires_scalef"] = scalef
+        adata.uns["spatial"] = {self.name: library}
         return adata
+
+    def downscaled_image(self, max_px: int = EXPORT_IMAGE_MAX_PX) -> tuple[np.ndarray | None, float]:
+        """The image as uint8 RGB at most `max_px` on its longest edge, and its pixels per
+        full-resolution pixel. Reads the smallest pyramid level that is big enough, never level 0
+        of a large slide. (None, 1.0) when the slide has no image."""
+        levels = self.image_levels
+        if not levels:
+            return None, 1.0
+        level = next((lv for lv in reversed(levels) if max(lv.shape[:2]) >= max_px), levels[0])
+        step = max(1, int(np.ceil(max(level.shape[:2]) / max_px)))
+        array = np.asarray(level[::step, ::step])
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        array = np.ascontiguousarray(array[..., :3]).astype(np.uint8)
+        per_fullres = array.shape[1] / (levels[0].shape[1] * self.image_scale)
+        return array, float(per_fullres)

@@ -70,6 +70,10 @@ class SlideSource(Protocol):
     @property
     def save_target(self) -> SaveTarget: ...
 
+    # Optional: `image_scale`, full-resolution pixels per pixel of the image `load_image` returns
+    # (a source whose image is a downscaled copy, e.g. a Visium hires PNG: 1 / tissue_hires_scalef).
+    # `Slide.image_scale` reads it and defaults to 1.
+
     def load_image(
         self,
         progress: ProgressCallback | None = None,

@@ -17,7 +17,15 @@ from ..core.errors import SlideError
 from ..core.progress import CancelCallback, ProgressCallback
 from ..core.slide import Slide
 
-BUILTIN_READERS = ("napari_stimage.io.hest", "napari_stimage.io.stimage")
+# Asked in this order: a file two readers could open goes to the first (HEST's `st/{id}.h5ad`
+# before the generic AnnData reader).
+BUILTIN_READERS = (
+    "napari_stimage.io.hest",
+    "napari_stimage.io.stimage",
+    "napari_stimage.io.anndata",
+    "napari_stimage.io.spaceranger",
+    "napari_stimage.io.spatialdata",
+)
 
 
 @dataclass(frozen=True)

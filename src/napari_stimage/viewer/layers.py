@@ -76,10 +76,10 @@ def image_layer_data(slide: Slide) -> tuple | None:
         return None
     rgb = levels[0].ndim == 3 and levels[0].shape[-1] == 3
     meta = {"name": slide.name, "rgb": rgb, "metadata": layer_metadata(slide)}
-    # an image smaller than full resolution (e.g. a thumbnail) is stretched onto full-res pixels
-    scale = float(getattr(slide.source, "image_scale", 1.0))
-    if scale != 1.0:
-        meta["scale"] = (scale, scale)
+    if slide.image_scale != 1.0:  # a downscaled image (Visium hires/lowres, a HEST thumbnail) under full-res spots
+        meta["scale"] = (slide.image_scale, slide.image_scale)
+        # napari puts pixel centres at integer coordinates: image pixel k spans full-res [k*s, (k+1)*s)
+        meta["translate"] = ((slide.image_scale - 1) / 2,) * 2
     if len(levels) > 1:
         return (levels, {**meta, "multiscale": True}, "image")
     return (levels[0], meta, "image")
@@ -96,12 +96,13 @@ def initial_coloring(slide: Slide, labels) -> tuple[str | None, str | None]:
 
 
 def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
-    """The colours of `initial_coloring`, computed as the "Color spots" widget does (log1p, autoscaled)."""
+    """The colours of `initial_coloring`, computed as the "Color spots" widget does (its default
+    transform for the slide, autoscaled)."""
     mode, gene = initial_coloring(slide, labels)
     if mode == "label":
         return col.label_colors(labels, col.LabelPalette())
     if mode == "gene":
-        gene_coloring = col.GeneColoring((gene,))
+        gene_coloring = col.GeneColoring((gene,), transform=col.default_transform(slide))
         values = gene_coloring.values(slide)
         return col.gene_colors(values, gene_coloring.with_limits(values))
     return "transparent"

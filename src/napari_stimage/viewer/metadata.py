@@ -15,3 +15,12 @@ def slide_of(layer) -> Slide | None:
     meta = getattr(layer, "metadata", None) or {}
     slide = meta.get(SLIDE_KEY)
     return slide if isinstance(slide, Slide) else None
+
+
+def slide_notes(slide: Slide) -> str:
+    """What a widget header adds after a slide's name: the source's one-line summary (a HEST
+    sample's technology, organ, species, µm/px) and whether its values are already normalised."""
+    notes = [getattr(slide.source, "summary", "") or ""]
+    if slide.expression is not None and getattr(slide.expression, "normalised", False):
+        notes.append("values already normalised")
+    return "; ".join(note for note in notes if note)
