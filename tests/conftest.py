@@ -201,7 +201,7 @@ def write_spaceranger_outs(folder, slide, header: bool = True, blank_hires: bool
         features["feature_type"] = np.array([b"Gene Expression"] * len(genes) + [b"Antibody Capture"])
     lines = [
         f"{b},1,{i // 50},{i % 50},{int(y)},{int(x)}"
-        for i, (b, y, x) in enumerate(zip(barcodes[1:], spots["y"].to_numpy()[1:], spots["x"].to_numpy()[1:]))
+        for i, (b, y, x) in enumerate(zip(barcodes[1:], spots["y"].to_numpy()[1:], spots["x"].to_numpy()[1:], strict=True))
     ]
     lines.append("AAAAAAAAAAAAAAAA-1,0,99,99,5,5")  # a barcode the matrix does not list
     name = "tissue_positions.csv" if header else "tissue_positions_list.csv"

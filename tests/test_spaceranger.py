@@ -33,7 +33,7 @@ def test_outs_opens_from_folder_matrix_or_positions(tmp_path, slide, header):
     assert first.image_levels[0].shape == (500, 500, 3) and first.image_scale == pytest.approx(1 / HIRES_SCALEF)
     assert "CD3_TotalSeqB" not in first.expression.gene_names  # only Gene Expression features
     gene = slide.default_genes[0]
-    row_of = dict(zip(slide.spots["spot_id"], slide.expression_rows))
+    row_of = dict(zip(slide.spots["spot_id"], slide.expression_rows, strict=True))
     rows = [row_of[s] for s in first.spots["spot_id"]]
     np.testing.assert_array_equal(first.gene_values(gene), slide.expression.gene_values(gene)[rows])
     for other in opened[1:]:

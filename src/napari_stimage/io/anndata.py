@@ -187,7 +187,7 @@ def labels_from_obs(obs: pd.DataFrame, save_path: Path) -> AnnotationTable | Non
     if "label" not in obs.columns:
         return None
     values = obs["label"].astype(object).to_numpy()
-    labels = {str(spot): (None if pd.isna(v) or str(v) == "" else str(v)) for spot, v in zip(obs.index, values)}
+    labels = {str(spot): (None if pd.isna(v) or str(v) == "" else str(v)) for spot, v in zip(obs.index, values, strict=True)}
     return AnnotationTable.new(save_path).with_labels(labels, append_unlabelled=True)
 
 
