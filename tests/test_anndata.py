@@ -13,6 +13,7 @@ from napari_stimage._reader import get_reader
 from napari_stimage.core.errors import SlideError
 from napari_stimage.curation.editor import LabelEditor
 from napari_stimage.io import registry
+from napari_stimage.viewer.canvas import camera
 
 
 def _rewrite(path, change):
@@ -164,8 +165,8 @@ def test_squidpy_file_opens_in_napari_with_spots_on_tissue(make_napari_viewer, r
     spots.visible = False
     viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
-    cy, cx = viewer.camera.center[-2:]
-    zoom = viewer.camera.zoom
+    cy, cx = camera(viewer).center[-2:]
+    zoom = camera(viewer).zoom
     h, w = shot.shape[:2]
 
     def pixel(y, x):

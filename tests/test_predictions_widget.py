@@ -231,7 +231,9 @@ def test_dropping_a_prediction_file_on_a_viewer_holding_the_slide_opens_the_comp
 
     prediction, _ = stpath_outputs(slide, tmp_path)
     viewer = make_napari_viewer()
-    assert get_reader(str(prediction)) is None  # no slide open: not ours to read
+    refuse = get_reader(str(prediction))  # no slide open: a clear refusal, not the AnnData reader's
+    with pytest.raises(SlideError, match="open its slide first"):
+        refuse(str(prediction))
     _, spots = add_slide_to_viewer(viewer, slide)
     assert viewer.open(str(prediction), plugin="napari-stimage") == []
     widget = _dock(viewer)  # docked by the drop: the same widget comes back

@@ -48,7 +48,9 @@ def target_spots_layer(viewer):
 
 
 def get_prediction_reader(path):
-    """A reader for a prediction file when the current viewer holds a slide to put it on, else None."""
+    """For a prediction file: a reader that puts it on the viewer's slide, or, when there is no
+    slide to put it on, one that says so (a prediction file has no positions of its own, and the
+    AnnData reader would only say it lacks obsm['spatial']). None for any other file."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
@@ -60,10 +62,19 @@ def get_prediction_reader(path):
 
         viewer = current_viewer()
         if viewer is None or target_spots_layer(viewer) is None:
-            return None
+            return refuse_without_a_slide
     except Exception:  # deciding must never raise
-        return None
+        return refuse_without_a_slide
     return read_predictions
+
+
+def refuse_without_a_slide(path):
+    from .core.errors import SlideError
+
+    if isinstance(path, list):
+        path = path[0]
+    raise SlideError(path, "a prediction file has no spot positions of its own: open its slide first "
+                           "(or select its spots layer), then drop the file onto the viewer")
 
 
 def read_predictions(path):

@@ -300,7 +300,7 @@ def render_side_by_side(
     *,
     shared: bool = True,
     colormap: str = "viridis",
-    transform: str = col.DEFAULT_TRANSFORM,
+    transform: str | None = None,  # None: the first slide's default (`coloring.default_transform`)
     non_expressing: str = "transparent",
     opacity: float = 0.9,
     width: int = 600,
@@ -312,6 +312,7 @@ def render_side_by_side(
     from PIL import Image, ImageDraw
 
     genes = tuple(col.parse_gene_list(genes) if isinstance(genes, str) else genes)
+    transform = col.default_transform(slides[0]) if transform is None else transform  # one for every tile
     coloring = col.GeneColoring(genes, transform, colormap, None, non_expressing)
     values = []
     for slide in slides:
