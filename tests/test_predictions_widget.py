@@ -276,3 +276,20 @@ def test_python_api_attaches_predictions_and_a_docked_widget_shows_them(
     assert [m.comparison for m in models_of(spots)] == [result]
     assert _numbers(widget, "Pearson r") == result.table["pearson_r"].to_dict()
     assert widget.view.gene == GOOD
+
+
+def test_color_spots_compare_button_docks_the_comparison_and_loads_the_chosen_file(
+        make_napari_viewer, qtbot, slide_paths, slide, tmp_path, stpath_outputs, monkeypatch):
+    from napari_stimage._qt import predictions_widget as pw
+
+    prediction, _ = stpath_outputs(slide, tmp_path)
+    viewer = make_napari_viewer()
+    viewer.open(str(slide_paths.coord), plugin="napari-stimage")
+    spots = viewer.layers[f"{slide.name} spots"]
+    _, color = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
+    monkeypatch.setattr(pw.QFileDialog, "getOpenFileName", lambda *a, **k: (str(prediction), "AnnData (*.h5ad)"))
+    button = next(b for b in color.findChildren(pw.QPushButton) if b.text() == "Compare with predictions…")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    widget = _dock(viewer)  # the button docked it: the same widget comes back
+    qtbot.waitUntil(lambda: widget.worker is None and bool(models_of(spots)), timeout=30000)
+    assert set(_compare_points(viewer)) == set(ROLES)

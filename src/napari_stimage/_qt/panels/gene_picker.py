@@ -8,6 +8,7 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -78,7 +79,21 @@ class GenePickerPanel(QWidget):
         self.colorbar_check = QCheckBox("Colorbar on canvas")
         self.colorbar_check.setChecked(True)
         self.colorbar_check.toggled.connect(lambda _: host.show_colorbar())
-        form.addRow(self.colorbar_check)
+        # predictions of this slide's expression (e.g. STPath's) next to the measured values
+        self.compare_button = QPushButton("Compare with predictions…")
+        self.compare_button.setToolTip("Load a prediction .h5ad for this slide into the Compare predictions dock")
+        self.compare_button.clicked.connect(self.compare_with_predictions)
+        row = QHBoxLayout()  # one row: the dock stays short enough for two docks on a 1080-pixel screen
+        row.addWidget(self.colorbar_check)
+        row.addWidget(self.compare_button)
+        form.addRow(row)
+
+    def compare_with_predictions(self) -> None:
+        """Dock (or raise) "Compare predictions" on this slide and ask for the prediction file."""
+        _, widget = self.host.viewer.window.add_plugin_dock_widget("napari-stimage", "Compare predictions")
+        if self.host.layer is not None:
+            widget.follower.follow(self.host.layer)
+        widget.load_button.click()
 
     def coloring(self, genes) -> col.GeneColoring:
         """A colouring of `genes` with the page's settings, its range still to be autoscaled."""
