@@ -18,9 +18,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .errors import SlideError
 from .expression import Expression, make_unique
 from .labels import unlabelled_mask
-from .progress import CancelCallback, ProgressCallback
+from .progress import CancelCallback, ProgressCallback, progress_share
 from .source import LabelTable, SlideSource
 
 N_DEFAULT_GENES = 50
@@ -137,6 +138,22 @@ class Slide:
             levels = self.source.load_image(progress=progress, cancel=cancel, notes=self.report.notes)
             self.__dict__["image_levels"] = levels  # fills the cached_property
         return self.__dict__["image_levels"]
+
+    def finish_reading(
+        self, progress: ProgressCallback | None = None, decode_image: bool = False, cancel: CancelCallback | None = None
+    ) -> Slide:
+        """The last step every reader shares: with `decode_image`, decode the image now (the last
+        fifth of `progress`); a damaged image is reported in `report.image_error` and the slide
+        opens without it, because it should not hide the spots, expression and labels."""
+        if decode_image:
+            try:
+                self.load_image(progress_share(progress, 0.8, 1.0), cancel)
+            except SlideError as exc:
+                self.report.image_error = str(exc)
+                self.__dict__["image_levels"] = None
+        if progress is not None:
+            progress(1000, 1000)
+        return self
 
     def _align(self, per_count_row: np.ndarray) -> np.ndarray:
         out = np.full(self.n_spots, np.nan, dtype=np.float64)

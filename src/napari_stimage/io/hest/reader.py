@@ -127,12 +127,4 @@ def read_sample(
         source = HestSource(sample, metadata=metadata, spot_symbol=symbol)
     slide = Slide(source=source, spots=spots, expression=expression, annotation=annotation, report=report,
                   expression_rows=np.arange(len(spots), dtype=np.int64))
-    if decode_image:
-        try:
-            slide.load_image(progress_share(progress, 0.8, 1.0), cancel)
-        except SlideError as exc:
-            report.image_error = str(exc)
-            slide.__dict__["image_levels"] = None
-    if progress is not None:
-        progress(1000, 1000)
-    return slide
+    return slide.finish_reading(progress, decode_image, cancel)

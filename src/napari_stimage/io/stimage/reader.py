@@ -155,13 +155,4 @@ def read_slide(
         report=report,
         expression_rows=rows,
     )
-    if decode_image:
-        try:
-            slide.load_image(progress_share(progress, 0.8, 1.0), cancel)
-        except SlideError as exc:
-            # a damaged image should not hide the spots, expression and labels: open without it
-            report.image_error = str(exc)
-            slide.__dict__["image_levels"] = None
-    if progress is not None:
-        progress(1000, 1000)
-    return slide
+    return slide.finish_reading(progress, decode_image, cancel)
