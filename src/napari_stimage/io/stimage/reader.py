@@ -102,14 +102,8 @@ def read_slide(
     decode_image: bool = False,
     cancel: CancelCallback | None = None,
 ) -> Slide:
-    """Load the slide of `paths`. Raises SlideError on bad input.
-
-    With `decode_image` the image is decoded too (its pyramid built on first use), and
-    `progress` covers both steps; an image that cannot be decoded is then reported in
-    `slide.report.image_error` and the slide opens without it. Otherwise the image is decoded
-    when first asked for (and a bad one raises then). When `cancel()` turns True the long steps
-    stop and `core.progress.Cancelled` is raised; nothing half-built is left in the cache.
-    """
+    """Load the slide of `paths` (what `io.registry.load_slide` does for STimage-1K4M files; its
+    docstring says what `progress`, `decode_image` and `cancel` do). Raises SlideError on bad input."""
     _remove_stale_temp_files(paths)
     spots = read_coords(paths.coord)
     report = JoinReport(repeated_coord_ids=_repeated(spots["spot_id"]), notes=list(paths.unusable))
