@@ -56,6 +56,7 @@ def test_color_spots_shows_a_typed_gene_on_the_bins(hd_viewer, qtbot, hd_paths):
     viewer, widget, slide = hd_viewer
     labels_layer = viewer.layers[f"{hd_paths.name} bin labels"]
     assert widget.layer is unwrap(labels_layer)  # the widget follows the bins
+    assert not widget.style_combo.isEnabled()  # filled / outline is for spots
     widget.non_expressing_combo.setCurrentText("colormap")
     widget.colormap_combo.setCurrentText("magma")
     _type_gene(qtbot, widget, "col1a1")  # typed in lower case, Enter picks the gene

@@ -262,8 +262,7 @@ class BinsColoring:
         return self.layer.metadata.setdefault(STATE_KEY, LayerColorState())
 
     def gene_layer(self):
-        """The slide's gene Image layer, None until a gene was shown."""
-        return bins._slide_layer(self.viewer, self.slide, f"{self.slide.name}{bins.GENE_SUFFIX}")
+        return bins.gene_layer_of(self.viewer, self.slide)
 
     # -- what the colour widget listens to and shows
     def connect(self, labels_changed, elements_changed) -> None:
