@@ -1,6 +1,7 @@
-"""Dock widget: colour a slide's spots by a gene / gene-set score or by a categorical label.
+"""Dock widget: colour a slide's spots, or a VisiumHD slide's bins, by a gene / gene-set score or
+by a categorical label.
 
-A thin view over `viewer.layer_colors.SpotsColoring` and `coloring.py` (which `napari-stimage
+A thin view over `viewer.layer_colors.SpotsColoring` / `BinsColoring` and `coloring.py` (which `napari-stimage
 render` uses too), built from three panels: display controls, the gene picker (Gene tab) and
 the legend (Label tab). Switching genes only sets the layer's face colours; the layer is never
 rebuilt.
@@ -9,7 +10,6 @@ rebuilt.
 from __future__ import annotations
 
 import weakref
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -17,8 +17,9 @@ import numpy as np
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout
 
 from .. import coloring as col
+from ..core.labels import UNLABELLED
 from ..viewer.canvas import text_overlay
-from ..viewer.layer_colors import STATE_KEY, VALUE_COLUMN, LayerColorState, SpotsColoring
+from ..viewer.layer_colors import STATE_KEY, VALUE_COLUMN, BinsColoring, LayerColorState, SpotsColoring, coloring_for
 from ..viewer.layers import initial_coloring
 from ..viewer.metadata import slide_notes, slide_of
 from .base import SlideLayerWidget
@@ -28,22 +29,22 @@ from .panels.legend import LegendPanel
 
 __all__ = ["GENE_COLORMAPS", "STATE_KEY", "VALUE_COLUMN", "ColorWidget", "LayerColorState"]
 
-VALUE_CACHE_SIZE = 32  # genes / gene sets whose per-point values are kept (100,000 spots: ~0.9 MB each)
 GENE_TAB, LABEL_TAB = 0, 1
 
 
 class ColorWidget(SlideLayerWidget):
-    layer_kinds = ("spots",)
+    layer_kinds = ("spots", "bins")
     min_visible_height = 260  # px kept visible when the dock is squeezed: the slide, the gene box and its candidates
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
         self.palette = col.LabelPalette()
-        self.coloring: SpotsColoring | None = None
+        self.coloring: SpotsColoring | BinsColoring | None = None
         self._searches: dict[int, tuple[weakref.ref, col.GeneSearch]] = {}
         self._values: col.GeneValues | None = None  # per-point values of the current gene coloring
-        # (genes, transform) -> GeneValues for the followed layer's points; cleared when they change
-        self._value_cache: OrderedDict[tuple[tuple[str, ...], str], col.GeneValues] = OrderedDict()
+        # (genes, transform) -> GeneValues for the followed layer's points or bins, bounded in bytes
+        # (600,000 bins: ~5 MB a gene); cleared when they change
+        self._value_cache = col.GeneValuesCache()
         self._syncing = False  # True while the UI is being filled from state (no re-colouring)
         self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
         layout = QVBoxLayout(self.content)
@@ -92,12 +93,11 @@ class ColorWidget(SlideLayerWidget):
     def follow_layer(self, layer):
         """Colour `layer` (unwrapped; the follower calls this when the followed layer changes)."""
         if self.layer is not None:
-            self.layer.events.features.disconnect(self._on_features_changed)
-            self.layer.events.data.disconnect(self._on_points_changed)
+            self.coloring.disconnect(self._on_features_changed, self._on_points_changed)
             # one colorbar on the canvas: the title overlay only describes the followed layer
-            self.layer.face_colorbar.visible = False
+            self.coloring.set_colorbar_visible(False)
         self.layer = layer
-        self.coloring = SpotsColoring(layer) if layer is not None else None
+        self.coloring = coloring_for(layer, self.viewer) if layer is not None else None
         self._values = None
         self._value_cache.clear()
         self._label_snapshot = None
@@ -110,8 +110,7 @@ class ColorWidget(SlideLayerWidget):
             self._update_gene_controls()
             return
         self._label_snapshot = self.coloring.edited_labels()
-        layer.events.features.connect(self._on_features_changed)
-        layer.events.data.connect(self._on_points_changed)
+        self.coloring.connect(self._on_features_changed, self._on_points_changed)
         slide = slide_of(layer)
         notes = slide_notes(slide)
         self.slide_label.setText(f"Slide: {slide.name}" + (f" ({notes})" if notes else ""))
@@ -124,8 +123,8 @@ class ColorWidget(SlideLayerWidget):
 
     def _apply_initial_coloring(self):
         """A slide opens coloured: by its pathologist labels when it has any, else by its most variable gene."""
-        features = self.layer.features
-        labels = features["label"].to_numpy() if "label" in features.columns else ()
+        shown = self.coloring.edited_labels()  # as shown: UNLABELLED for none
+        labels = () if shown is None else shown[shown != UNLABELLED]
         mode, gene = initial_coloring(slide_of(self.layer), labels)
         if mode == "label":
             with self.syncing():
@@ -190,16 +189,8 @@ class ColorWidget(SlideLayerWidget):
 
     def _gene_values(self, coloring: col.GeneColoring) -> col.GeneValues:
         """The coloring's per-point values with their mask and autoscale, cached per gene set + transform."""
-        key = (coloring.genes, coloring.transform)
-        cached = self._value_cache.get(key)
-        if cached is None:
-            cached = col.GeneValues.of(self.coloring.per_point(coloring))
-            self._value_cache[key] = cached
-            while len(self._value_cache) > VALUE_CACHE_SIZE:
-                self._value_cache.popitem(last=False)
-        else:
-            self._value_cache.move_to_end(key)
-        return cached
+        return self._value_cache.get((coloring.genes, coloring.transform),
+                                     lambda: col.GeneValues.of(self.coloring.per_point(coloring)))
 
     def _on_points_changed(self, event=None):
         # points added, deleted or moved: per-point values are matched again on the next colouring
@@ -242,7 +233,7 @@ class ColorWidget(SlideLayerWidget):
             return
         state = self.state()
         show = state.mode == "gene" and state.gene is not None and self.colorbar_check.isChecked()
-        self.layer.face_colorbar.visible = show
+        self.coloring.set_colorbar_visible(show)
         # napari's colorbar has no title; the canvas text overlay names gene and transform
         # (napari tiles canvas overlays that share a corner, so the title sits by the bar)
         overlay = text_overlay(self.viewer)

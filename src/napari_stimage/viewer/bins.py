@@ -235,6 +235,11 @@ def _slide_layer(viewer, slide, name: str):
     return None
 
 
+def gene_layer_of(viewer, slide):
+    """The slide's "{slide} gene" Image layer (unwrapped), None until a gene was shown."""
+    return _slide_layer(viewer, slide, f"{unwrap(slide).name}{GENE_SUFFIX}")
+
+
 def show_gene_on_bins(viewer, slide, grid: BinGrid, values: GeneValues, coloring: GeneColoring):
     """Show a gene (or gene-set score) on the bins: the slide's "{slide} gene" Image layer, made
     on first use and updated in place after (data, colormap, contrast limits), so a switch
@@ -247,7 +252,7 @@ def show_gene_on_bins(viewer, slide, grid: BinGrid, values: GeneValues, coloring
     shown = image_coloring(values, coloring)
     raster = grid.raster(shown.values)
     name = f"{slide.name}{GENE_SUFFIX}"
-    layer = _slide_layer(viewer, slide, name)
+    layer = gene_layer_of(viewer, slide)
     meta = {GENE_VALUES_KEY: values, COLORING_KEY: coloring}
     if layer is None:
         layer = viewer.add_image(

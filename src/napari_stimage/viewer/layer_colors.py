@@ -4,9 +4,10 @@ updates that show it. napari only, no Qt: the colour widget is a view over `Spot
 Switching genes only sets the layer's face colours; the layer is never rebuilt. Each layer's
 `LayerColorState` lives in `layer.metadata[STATE_KEY]`, so each slide remembers its colouring.
 
-Colouring bins (issue 14) is a `BinsColoring` over the bin raster with the methods the colour
-widget calls here (`state`, `per_point`, `show_gene`, `show_labels`, `legend_entries`,
-`set_spot_style`), chosen by `viewer.targets.layer_kind`.
+`BinsColoring` colours a VisiumHD slide's bins with the same methods (`state`, `per_point`,
+`show_gene`, `show_labels`, `legend_entries`, `set_spot_style`, `set_colorbar_visible`,
+`connect`): a gene goes to the slide's "{slide} gene" Image layer, labels to its bin-labels
+layer. `coloring_for(layer, viewer)` picks one by `viewer.targets.layer_kind`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import coloring as col
+from . import bins
 from .editors import editor_for_layer
 from .layers import OUTLINE_WIDTH, RIM_COLOR, RIM_WIDTH
 from .metadata import slide_of
@@ -67,6 +69,19 @@ class SpotsColoring:
     @property
     def state(self) -> LayerColorState:
         return self.layer.metadata.setdefault(STATE_KEY, LayerColorState())
+
+    # -- what the colour widget listens to and shows
+    def connect(self, labels_changed, elements_changed) -> None:
+        """Call `labels_changed` when the feature table (labels) changes, `elements_changed` when points do."""
+        self.layer.events.features.connect(labels_changed)
+        self.layer.events.data.connect(elements_changed)
+
+    def disconnect(self, labels_changed, elements_changed) -> None:
+        self.layer.events.features.disconnect(labels_changed)
+        self.layer.events.data.disconnect(elements_changed)
+
+    def set_colorbar_visible(self, visible: bool) -> None:
+        self.layer.face_colorbar.visible = visible
 
     # -- values per point
     def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
@@ -223,3 +238,103 @@ class SpotsColoring:
     def _restore_borders(self) -> None:
         if self.state.spot_style == "filled" and self.state.border_alpha is not None:
             self._show_borders(np.ones(len(self.layer.data), dtype=bool))
+
+
+class BinsColoring:
+    """The colouring of a VisiumHD slide's bins, followed through its bin-labels layer (unwrapped).
+
+    A gene is shown on the slide's "{slide} gene" Image layer (`bins.show_gene_on_bins`, napari's
+    colorbar is that layer's own); labels on the bin-labels layer, in the label palette's colours,
+    hidden labels transparent and protected in the slide's label editor.
+    """
+
+    def __init__(self, layer, viewer):
+        self.layer = layer
+        self.viewer = viewer
+        self.slide = slide_of(layer)
+        self.grid = bins.bin_grid_of(layer)
+        self.sync = bins.bind_bin_labels(layer)  # already bound by the viewer's watcher: returns its link
+        self.editor = self.sync.editor
+        self._listeners: dict = {}
+
+    @property
+    def state(self) -> LayerColorState:
+        return self.layer.metadata.setdefault(STATE_KEY, LayerColorState())
+
+    def gene_layer(self):
+        return bins.gene_layer_of(self.viewer, self.slide)
+
+    # -- what the colour widget listens to and shows
+    def connect(self, labels_changed, elements_changed) -> None:
+        """Call `labels_changed` after each label edit (bins never change)."""
+        def view(_indices):
+            labels_changed()
+
+        self._listeners[labels_changed] = view
+        self.editor.add_view(view)
+
+    def disconnect(self, labels_changed, elements_changed) -> None:
+        view = self._listeners.pop(labels_changed, None)
+        if view is not None:
+            self.editor.remove_view(view)
+
+    def set_colorbar_visible(self, visible: bool) -> None:
+        layer = self.gene_layer()
+        if layer is not None:
+            layer.colorbar.visible = visible
+
+    # -- gene
+    def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
+        return coloring.values(self.slide)
+
+    def set_value_column(self, values) -> None:
+        """Hover reads the gene layer's values (`bins.bin_status`): nothing to keep here."""
+
+    def show_gene(self, values: col.GeneValues) -> None:
+        self.state.mode = "gene"
+        self.protect_hidden(())  # in gene mode every bin is drawn
+        layer = bins.show_gene_on_bins(self.viewer, self.slide, self.grid, values, self.state.gene)
+        layer.visible = True
+
+    # -- labels
+    def label_columns(self) -> list[str]:
+        return ["label"]
+
+    def label_values(self) -> np.ndarray:
+        return self.editor.labels
+
+    def legend_order(self) -> list[str] | None:
+        return list(self.editor.categories())
+
+    def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
+        return col.legend_entries(self.label_values(), palette, self.legend_order())
+
+    def edited_labels(self) -> np.ndarray:
+        return col.display_labels(self.label_values())
+
+    def show_labels(self, palette: col.LabelPalette) -> None:
+        """Labels on the bin-labels layer, the gene layer out of the way."""
+        self.state.mode = "label"
+        gene_layer = self.gene_layer()
+        if gene_layer is not None:
+            gene_layer.visible = False
+        self.layer.visible = True
+        self.apply_label_colors(palette)
+
+    def apply_label_colors(self, palette: col.LabelPalette) -> None:
+        self.protect_hidden(self.state.hidden_labels)
+        self.sync.refresh_colors()
+
+    def protect_hidden(self, hidden_labels) -> None:
+        self.editor.set_hidden_labels(hidden_labels)
+
+    def set_spot_style(self, style: str) -> bool:
+        """Bins are squares of the raster: filled only."""
+        if style not in SPOT_STYLES:
+            raise ValueError(f"unknown spot style {style!r}; one of {SPOT_STYLES}")
+        return False
+
+
+def coloring_for(layer, viewer) -> SpotsColoring | BinsColoring:
+    """The colouring of a slide layer (unwrapped): its spots, or its bins through the bin-labels layer."""
+    return BinsColoring(layer, viewer) if bins.is_bin_labels_layer(layer) else SpotsColoring(layer)

@@ -5,10 +5,9 @@ how a label is given (spots: assigned to the selection; bins: painted with napar
 its keys and status-bar hints. The curation widget asks its target instead of branching on the
 layer's kind. napari only, no Qt.
 
-Colouring bins (issue 14) plugs in here: `layer_kind` already names bin-labels layers "bins"; a
-widget declaring `layer_kinds = ("spots", "bins")` follows them, and `target_for` hands it a
-`BinsTarget`, which would gain what the colour widget asks of `SpotsTarget` (`values_per_element`,
-`show_colors`).
+`layer_kind` names bin-labels layers "bins"; a widget declaring `layer_kinds = ("spots", "bins")`
+follows them ("Color spots" colours them through `layer_colors.BinsColoring`), and `target_for`
+hands the curation widget a `BinsTarget`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from superqt import QLabeledDoubleSlider
 
+from ...viewer.bins import bin_grid_of
 from ...viewer.layer_colors import SPOT_STYLES
 
 
@@ -43,3 +44,4 @@ class DisplayPanel(QWidget):
             return
         self.opacity_slider.setValue(float(layer.opacity))
         self.style_combo.setCurrentText(spot_style)
+        self.style_combo.setEnabled(bin_grid_of(layer) is None)  # bins are the raster's squares: filled only
