@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QTableView,
@@ -43,6 +42,7 @@ from ..viewer.following import unwrap
 from ..viewer.metadata import EDITOR_KEY, SLIDE_KEY, slide_of
 from ..viewer.side_by_side import MAX_SIDE_BY_SIDE, add_name_layer, arrange_in_grid, color_by_gene, grid_of
 from .color_widget import STATE_KEY, LayerColorState  # the colour state is the seam between the widgets
+from .parts import ask
 
 # (header, catalogue column) of the table
 TABLE_COLUMNS = (
@@ -452,12 +452,7 @@ class BrowseWidget(QWidget):
 
     def ask(self, title: str, text: str, choices: tuple[str, ...]) -> str:
         """A modal question; returns the chosen button's text (tests replace this method)."""
-        box = QMessageBox(self)
-        box.setWindowTitle(title)
-        box.setText(text)
-        buttons = {box.addButton(choice, QMessageBox.ButtonRole.AcceptRole): choice for choice in choices}
-        box.exec()
-        return buttons.get(box.clickedButton(), choices[-1])
+        return ask(self, title, text, choices)
 
     def _guard_unsaved(self, layers) -> bool:
         """True when the layers may close: no unsaved label edits, or the user saved or set them aside."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
-from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QVBoxLayout
+from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QVBoxLayout
 
 from ..curation.editor import LabelEditor
 from ..io.stimage.annotation import AnnotationChangedOnDisk
@@ -41,7 +41,7 @@ from .base import SlideLayerWidget
 from .panels.files import FilesPanel
 from .panels.labelling import LabellingPanel
 from .panels.selection_tools import SelectionToolsPanel
-from .parts import ElidedLabel
+from .parts import ElidedLabel, ask
 
 RECOVERY_WAIT_MS = 100  # while napari shows a progress bar (the slide is still being added), ask later
 RECOVERY_WAIT_TICKS = 300  # but never wait more than 30 s for a bar that is never closed
@@ -426,12 +426,7 @@ class CurateWidget(SlideLayerWidget):
 
     def ask(self, title: str, text: str, choices: tuple[str, ...]) -> str:
         """A modal question; returns the chosen button's text (tests replace this method)."""
-        box = QMessageBox(self)
-        box.setWindowTitle(title)
-        box.setText(text)
-        buttons = {box.addButton(choice, QMessageBox.ButtonRole.AcceptRole): choice for choice in choices}
-        box.exec()
-        return buttons.get(box.clickedButton(), choices[-1])
+        return ask(self, title, text, choices)
 
     def _notify(self, message: str) -> None:
         from napari.utils.notifications import show_info

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtGui import QFontMetrics
-from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QWidget
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMessageBox, QScrollArea, QSizePolicy, QWidget
 
 
 class ElidedLabel(QLabel):
@@ -109,3 +109,14 @@ class WrappingCheckBox(QWidget):
         if event.button() == Qt.MouseButton.LeftButton:
             self.box.click()
         super().mouseReleaseEvent(event)
+
+
+def ask(parent, title: str, text: str, choices: tuple[str, ...]) -> str:
+    """A modal question with one button per choice; returns the chosen button's text (the last
+    choice when the box is closed otherwise)."""
+    box = QMessageBox(parent)
+    box.setWindowTitle(title)
+    box.setText(text)
+    buttons = {box.addButton(choice, QMessageBox.ButtonRole.AcceptRole): choice for choice in choices}
+    box.exec()
+    return buttons.get(box.clickedButton(), choices[-1])
