@@ -411,7 +411,6 @@ def _gene_suggestions(slide, genes_text: str | None) -> str:
 
 
 def _cmd_render(args) -> int:
-    from PIL import Image
 
     from .io.registry import load_slide
 
@@ -447,14 +446,20 @@ def _cmd_render(args) -> int:
         message = exc.args[0] if exc.args else str(exc)
         print(f"napari-stimage render: {message}{_gene_suggestions(slide, args.gene)}", file=sys.stderr)
         return 2
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(args.out)
-    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]})")
+    _save_png(image, args.out)
     return 0
 
 
-def _cmd_render_side_by_side(args) -> int:
+
+def _save_png(image: np.ndarray, out: str, detail: str = "") -> None:
     from PIL import Image
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out)
+    print(f"wrote {out} ({image.shape[1]}x{image.shape[0]}{detail})")
+
+
+def _cmd_render_side_by_side(args) -> int:
 
     from .io.registry import load_slide
 
@@ -471,14 +476,11 @@ def _cmd_render_side_by_side(args) -> int:
     except KeyError as exc:
         print(f"napari-stimage render: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(args.out)
-    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]}, {len(slides)} slides)")
+    _save_png(image, args.out, f", {len(slides)} slides")
     return 0
 
 
 def _cmd_render_comparison(args) -> int:
-    from PIL import Image
 
     from .io.predictions import load_predictions
     from .io.registry import load_slide
@@ -503,7 +505,5 @@ def _cmd_render_comparison(args) -> int:
         message = exc.args[0] if exc.args else str(exc)
         print(f"napari-stimage render: {message}{_gene_suggestions(slide, args.gene)}", file=sys.stderr)
         return 2
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(args.out)
-    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]})")
+    _save_png(image, args.out)
     return 0
