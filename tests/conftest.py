@@ -51,6 +51,17 @@ def hd_paths(tmp_path, monkeypatch):
                                  n_genes=20, layout="square")
 
 
+@pytest.fixture(params=[0.0, 4.0], ids=["square", "tilted-4deg"])
+def hd_lattice_paths(request, tmp_path, monkeypatch):
+    """A VisiumHD-shaped slide, square or tilted by 4 degrees, 6 bins missing from the count file."""
+    from napari_stimage.curation import bins
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
+    return write_synthetic_slide(tmp_path / "STimage-1K4M", name="Mouse_Brain_Synthetic_VisiumHD", tech="VisiumHD",
+                                 pitch=16.0, n_genes=20, layout="square", angle=request.param, missing_counts=6)
+
+
 # The genes of generated predictions: one predicted well (log1p(counts) + noise), one random,
 # one the slide does not measure
 PREDICTED_GENES = GOOD, RANDOM, ABSENT = "ERBB2", "GAPDH", "NOTONTHESLIDE"

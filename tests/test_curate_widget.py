@@ -243,8 +243,10 @@ def test_rectangle_selects_and_alt_removes_and_redo_key(curate, qtbot, slide):
     lo = slide.positions.min(axis=0) + 50
     shown = []
     _drag(viewer, [lo, lo + [100, 150], lo + [200, 300]], qtbot,
-          before_release=lambda: shown.extend(viewer.layers["selection stroke"].shape_type))
-    assert shown == ["rectangle"]  # the outline shows while dragging
+          before_release=lambda: shown.extend(viewer.layers["selection stroke"].data))
+    assert len(shown) == 1  # the outline shows while dragging: the box from press to pointer
+    np.testing.assert_allclose(sorted(map(tuple, shown[0])), sorted([(y, x) for y in (lo[0], lo[0] + 200) for x in (lo[1], lo[1] + 300)]),
+                               atol=1.0)
     pos = slide.positions
     box = np.flatnonzero(np.all((pos >= lo) & (pos <= lo + [200, 300]), axis=1))
     assert box.size > 3 and widget.selection.tolist() == box.tolist()
@@ -446,24 +448,25 @@ def _press(viewer, key):
     handler.release_key(key)
 
 
-def test_bin_labels_are_painted_through_the_widget_undone_and_saved(hd_curate, hd_paths, qtbot):
+def test_bins_painted_with_napari_tools_take_the_widgets_labels_undo_and_save(hd_curate, hd_paths, qtbot):
     from napari_stimage.coloring import LabelPalette, legend_entries
 
     viewer, widget, layer = hd_curate
     slide = layer.metadata["stimage_slide"]
     assert [widget.layer_combo.itemText(i) for i in range(widget.layer_combo.count())] == [layer.name]
     assert widget.layer is layer and widget.is_bins and widget.editor is editor_for_layer(layer)
-    assert not widget.tool_buttons["rectangle"].isEnabled() and not widget.tool_buttons["click"].isEnabled()
-    assert widget.tool_buttons["brush"].isEnabled() and widget.assign_button.text() == "Paint with"
+    assert widget.tools.title() == "Select bins" and widget.assign_button.text() == "Assign"
     sync, grid = widget.sync, widget.sync.grid
     ids = slide.spots["spot_id"].to_numpy()
 
-    # a typed, new label becomes the brush's label, in paint mode
+    # napari's paint tool picked in the layer controls: a typed, new label becomes the brush's label
+    viewer.window._qt_viewer.controls.widgets[layer].paint_button.click()
     widget.label_input.setEditText("tertiary lymphoid, *new*")
     widget.assign_button.click()
     code = layer.selected_label
     assert sync.categories[code - 1] == "tertiary lymphoid, *new*" and code == len(sync.categories)
     assert layer.mode == "paint" and viewer.layers.selection.active is layer
+    assert widget.selection.size == 0 and widget.editor.changes() == {}  # nothing was assigned
     # a real brush stroke on the canvas along row 30, columns 10..20 of the grid
     layer.brush_size = 1
     stroke = [_bin_world(grid, 30, c) for c in np.linspace(10, 20, 21)]
@@ -567,4 +570,4 @@ def test_switching_between_spots_and_bins_keeps_bin_undo_on_the_editor(hd_curate
     assert "kept" not in set(sync.editor.labels[:2]) and not sync.editor.dirty
     assert not np.isin(layer.data[sync.grid.row[:2], sync.grid.col[:2]], [sync.code_of("kept")]).any()
     widget.layer_combo.setCurrentIndex(0)
-    assert widget.layer is layer and widget.is_bins and not widget.tool_buttons["rectangle"].isEnabled()
+    assert widget.layer is layer and widget.is_bins and widget.tools.title() == "Select bins"

@@ -12,13 +12,14 @@ Delete clear its labels (they never delete spots), Ctrl+Z undo, Ctrl+Shift+Z red
 Lasso / Brush / Rectangle, Escape = Pan/zoom and select none (napari's P, S, Z, A stay).
 The widget follows the layer selected in the layer list when it is a spots or bin-labels layer.
 
-Bin-labels layers are painted with napari's own Labels tools: choosing a label (Assign / Enter,
-the drop-down or keys 1-9) makes it the brush's label and switches to paint mode; Clear (or 0 /
-Backspace / Delete) picks the eraser. Brush = napari's paint brush, Lasso = napari's polygon
-tool, Pan/zoom = pan. Every stroke is an edit of the same `LabelEditor` (see `bins.py`), so
-undo, saving, the unsaved flag, the close guard and recovery work as for spots. The widget
-watches the viewer (`bins.watch_viewer`), so bin layers added by napari's reader are editable
-from the moment they are inserted.
+Bin-labels layers (VisiumHD) are curated the same way: Click, Rectangle, Lasso and Brush select
+bins (outlined in magenta on a helper layer, `bins.draw_bin_selection`), Assign and keys 1-9
+label them, with the same keys. napari's own Labels tools in the layer controls (paint, fill,
+polygon, erase) paint bins too: while one is on, a label chosen here (Assign / Enter, the
+drop-down or keys 1-9) becomes the brush's label, and Clear picks the eraser. Every edit is an
+edit of the same `LabelEditor` (see `bins.py`), so undo, saving, the unsaved flag, the close
+guard and recovery work as for spots. The widget watches the viewer (`bins.watch_viewer`), so
+bin layers added by napari's reader are editable from the moment they are inserted.
 """
 
 from __future__ import annotations
@@ -101,6 +102,13 @@ class CurateWidget(SlideLayerWidget):
         if isinstance(window, QMainWindow) and window not in self._guarded_windows:
             window.installEventFilter(self._close_guard)
             self._guarded_windows.add(window)
+
+    def hideEvent(self, event):  # noqa: N802 (Qt API)
+        """A closed (or tabbed-away) dock leaves no drawing tool on: the stroke layer goes and
+        napari's own Alt + drag zoom comes back."""
+        if self.tool != "pan" and self.target is not None:
+            self.set_tool("pan")
+        super().hideEvent(event)
 
     # -- ui --------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -196,8 +204,8 @@ class CurateWidget(SlideLayerWidget):
 
     @property
     def is_bins(self) -> bool:
-        """The chosen layer is a bin-labels raster (painted), not spots (selected)."""
-        return self.target is not None and not self.target.selects
+        """The chosen layer is a bin-labels raster, not spots."""
+        return self.target is not None and self.target.kind == "bins"
 
     def layers_changed(self) -> None:
         layers = self.follower.candidates()
@@ -236,14 +244,12 @@ class CurateWidget(SlideLayerWidget):
         if old is not None:
             self._unbind_keys()
             self._restore_napari_help()
-            if not old.selects:
-                old.layer.events.selected_label.disconnect(self.labelling.on_selected_label)
+            old.unwatch_brush_label(self.labelling.on_selected_label)
             old.editor.remove_view(self._on_labels_changed)
         self.layer = layer
         self.target = target = target_for(layer) if layer is not None else None
         if target is not None:
-            if not target.selects:
-                layer.events.selected_label.connect(self.labelling.on_selected_label)
+            target.watch_brush_label(self.labelling.on_selected_label)
             target.editor.add_view(self._on_labels_changed)
         self.tools.attach(target)
         if target is not None:
@@ -254,8 +260,8 @@ class CurateWidget(SlideLayerWidget):
         self.labelling.show_target(target)
         self._on_labels_changed(None)
         self._show_in_chooser(layer)
-        if target is not None and target.selects and self.tool != "pan":
-            self.set_tool(self.tool)  # the chosen tool carries over to the newly curated spots layer
+        if target is not None and self.tool != "pan":
+            self.set_tool(self.tool)  # the chosen tool carries over to the newly curated layer
         self.show_help()
 
     def _bind_keys(self, target) -> None:
@@ -303,7 +309,8 @@ class CurateWidget(SlideLayerWidget):
         """`indices` less the spots whose label is hidden in the legend, saying how many were skipped."""
         shown, skipped = self.editor.split_hidden(indices)
         if skipped:
-            self._notify(f"{skipped} hidden spot(s) skipped: show their label in the legend to select them")
+            element = self.target.element if self.target is not None else "spot"
+            self._notify(f"{skipped} hidden {element}(s) skipped: show their label in the legend to select them")
         return shown
 
     def _on_labels_changed(self, indices) -> None:

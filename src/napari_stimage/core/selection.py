@@ -88,3 +88,35 @@ def points_near_path(positions, path, radius: float) -> np.ndarray:
         nearest = a + t[:, None] * ab
         hit |= ((pts - nearest) ** 2).sum(axis=1) <= r2
     return candidates[hit].astype(np.int64)
+
+
+class Selection:
+    """The selected elements of a layer that has no selection of its own (a bin raster):
+    sorted unique indices, and callbacks told after each change."""
+
+    def __init__(self):
+        self.indices = np.empty(0, dtype=np.int64)
+        self._listeners: list = []
+
+    def set(self, indices, mode: str = "replace") -> None:
+        """Replace the selection, or "add" to it / "remove" from it."""
+        indices = np.unique(np.asarray(indices, dtype=np.int64).ravel())
+        if mode == "add":
+            indices = np.union1d(self.indices, indices)
+        elif mode == "remove":
+            indices = np.setdiff1d(self.indices, indices, assume_unique=True)
+        elif mode != "replace":
+            raise ValueError(f"unknown selection mode {mode!r}; one of replace, add, remove")
+        if np.array_equal(indices, self.indices):
+            return
+        self.indices = indices
+        for listener in list(self._listeners):
+            listener()
+
+    def connect(self, listener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def disconnect(self, listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)

@@ -111,6 +111,31 @@ class BinGrid:
         out[inside] = index[rows[inside], cols[inside]]
         return out
 
+    # -- selecting bins: shapes in raster (row, col) coordinates, where bin k's centre is (row[k], col[k])
+    def spots_in_polygon(self, polygon) -> np.ndarray:
+        """Sorted indices of the spots whose bin centre lies inside `polygon` (raster coordinates,
+        even-odd rule). Fills the polygon's rows on the raster, so the cost follows its area,
+        not the 600k bin centres."""
+        rows, cols = pixels_in_polygon(polygon, self.shape)
+        spots = self.spots_at_pixels(rows, cols)
+        return np.sort(spots[spots >= 0])
+
+    def spots_near_path(self, path, radius: float) -> np.ndarray:
+        """Sorted indices of the spots whose bin centre is within `radius` (raster pixels) of the
+        brush path; the k-d tree over bin centres is built on the first stroke."""
+        return self._centre_index.near_path(path, radius)
+
+    @cached_property
+    def _centre_index(self):
+        from ..core.selection import SpotIndex
+
+        return SpotIndex(np.column_stack([self.row, self.col]))
+
+    def spot_at(self, point) -> int:
+        """The spot whose bin holds the raster position `point` (-1 for none)."""
+        row, col = np.rint(np.asarray(point, dtype=np.float64)[-2:])
+        return int(self.spots_at_pixels(np.array([row]), np.array([col]))[0])
+
     def affine(self) -> np.ndarray:
         """3x3 napari affine from raster pixel (row, col) to image pixel (row, col)."""
         c, s = np.cos(self.angle), np.sin(self.angle)
@@ -124,6 +149,38 @@ class BinGrid:
         if abs(self.angle) < 1e-4:
             return {"scale": (self.pitch, self.pitch), "translate": tuple(self.origin)}
         return {"affine": self.affine()}
+
+
+def pixels_in_polygon(polygon, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pixels of a `shape` raster whose centre (integer coordinates) lies
+    inside the polygon, by the even-odd rule: a scanline fill, O(vertices x rows + area)."""
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64))
+    if len(poly) < 3 or not np.isfinite(poly).all():
+        return empty
+    y0, x0 = poly[:, 0], poly[:, 1]
+    y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
+    first = max(int(np.ceil(y0.min())), 0)
+    last = min(int(np.floor(y0.max())), shape[0] - 1)
+    if last < first:
+        return empty
+    rows = np.arange(first, last + 1)
+    # an edge crosses row r when r is in [low, high): each crossing counted once, vertices included
+    low, high = np.minimum(y0, y1), np.maximum(y0, y1)
+    row_of, edge = np.nonzero((rows[:, None] >= low) & (rows[:, None] < high))
+    y = rows[row_of]
+    xs = x0[edge] + (y - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+    order = np.lexsort((xs, row_of))
+    row_of, xs = row_of[order], xs[order]  # per row an even number of crossings, left to right
+    start = np.maximum(np.ceil(xs[0::2]), 0).astype(np.int64)
+    stop = np.minimum(np.floor(xs[1::2]), shape[1] - 1).astype(np.int64)
+    span_rows = rows[row_of[0::2]]
+    length = np.maximum(stop - start + 1, 0)
+    total = int(length.sum())
+    if total == 0:
+        return empty
+    offsets = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
+    return np.repeat(span_rows, length), np.repeat(start, length) + offsets
 
 
 def label_dtype(n_categories: int) -> type:

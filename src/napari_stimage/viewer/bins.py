@@ -30,9 +30,10 @@ import numpy as np
 
 from ..coloring import GeneColoring, GeneValues, LabelPalette, image_coloring
 from ..core.labels import is_unlabelled, label_categories
+from ..core.selection import Selection
 from ..curation.bins import BinGrid, LabelRasterSync
 from ..curation.editor import LabelEditor
-from .following import unwrap
+from .following import HELPER_KEY, contains_layer, placed_like, unwrap
 from .metadata import EDITOR_KEY, SLIDE_KEY, slide_of
 
 
@@ -134,6 +135,13 @@ GENE_VALUES_KEY = "stimage_gene_values"
 COLORING_KEY = "stimage_gene_coloring"
 CATEGORIES_KEY = "stimage_label_categories"
 SYNC_KEY = "stimage_label_sync"
+SELECTION_KEY = "stimage_bin_selection"
+SELECTION_LAYER_KEY = "stimage_bin_selection_layer"
+SELECTION_SUFFIX = " selection"
+# magenta, as the selection tools' outline (no label colour is pink or purple); a ring of bins
+# round each selected patch, so the labels' colours stay visible inside it
+SELECTION_COLOR = "#ff00ff"
+SELECTION_CONTOUR = 1
 
 
 def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
@@ -238,6 +246,57 @@ def _slide_layer(viewer, slide, name: str):
 def gene_layer_of(viewer, slide):
     """The slide's "{slide} gene" Image layer (unwrapped), None until a gene was shown."""
     return _slide_layer(viewer, slide, f"{unwrap(slide).name}{GENE_SUFFIX}")
+
+
+def bin_selection(layer) -> Selection:
+    """The bins selected on a bin-labels layer: spot indices, kept in the layer's metadata so
+    the selection outlives the widgets that make it."""
+    selection = layer.metadata.get(SELECTION_KEY)
+    if not isinstance(selection, Selection):
+        selection = layer.metadata[SELECTION_KEY] = Selection()
+    return selection
+
+
+def draw_bin_selection(viewer, layer) -> None:
+    """Show the selected bins of a bin-labels layer on a helper Labels layer "{layer} selection"
+    above it, outlined in magenta; no helper layer while nothing is selected.
+
+    Bins have no selection highlight of their own (a Labels layer is a raster), so this is it.
+    The caller makes the curated layer active again if adding this one took that away.
+    """
+    from napari.utils.colormaps import DirectLabelColormap
+
+    indices = bin_selection(layer).indices
+    shown = _selection_layer(viewer, layer)
+    if indices.size == 0:
+        hide_bin_selection(viewer, layer)
+        return
+    grid = bin_grid_of(layer)
+    mask = np.zeros(grid.shape, dtype=np.uint8)
+    mask.reshape(-1)[grid.flat_index[indices]] = 1
+    if shown is not None:
+        shown.data = mask
+        return
+    colors = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: SELECTION_COLOR})
+    shown = unwrap(viewer.add_labels(
+        mask, name=f"{layer.name}{SELECTION_SUFFIX}", colormap=colors, opacity=1.0,
+        metadata={HELPER_KEY: True}, **placed_like(layer),
+    ))
+    shown.contour = SELECTION_CONTOUR
+    layer.metadata[SELECTION_LAYER_KEY] = shown
+
+
+def hide_bin_selection(viewer, layer) -> None:
+    """Remove the helper layer of `draw_bin_selection` (the selection itself is kept)."""
+    shown = _selection_layer(viewer, layer)
+    layer.metadata.pop(SELECTION_LAYER_KEY, None)
+    if shown is not None:
+        viewer.layers.remove(shown)
+
+
+def _selection_layer(viewer, layer):
+    shown = layer.metadata.get(SELECTION_LAYER_KEY)
+    return shown if shown is not None and contains_layer(viewer.layers, shown) else None
 
 
 def show_gene_on_bins(viewer, slide, grid: BinGrid, values: GeneValues, coloring: GeneColoring):

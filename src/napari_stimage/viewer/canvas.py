@@ -15,3 +15,24 @@ def camera(viewer):
 def text_overlay(viewer):
     overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
     return overlays.text if overlays is not None and hasattr(overlays, "text") else viewer.text_overlay
+
+
+ALT_DRAG_ZOOM = "drag_to_zoom"  # napari >= 0.5: Alt + drag in pan/zoom mode zooms to the dragged box
+
+
+def suspend_alt_drag_zoom(viewer):
+    """Take napari's Alt + drag zoom box off the viewer's drag callbacks; returns it (None if absent).
+
+    The selection tools drag in pan/zoom mode and use Alt to remove from the selection: with
+    napari's zoom box on, every Alt-drag would also zoom. `restore_alt_drag_zoom` puts it back.
+    """
+    callbacks = viewer.mouse_drag_callbacks
+    found = next((cb for cb in callbacks if getattr(cb, "__name__", "") == ALT_DRAG_ZOOM), None)
+    if found is not None:
+        callbacks.remove(found)
+    return found
+
+
+def restore_alt_drag_zoom(viewer, callback) -> None:
+    if callback is not None and callback not in viewer.mouse_drag_callbacks:
+        viewer.mouse_drag_callbacks.append(callback)

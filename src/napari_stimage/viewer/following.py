@@ -29,6 +29,16 @@ def is_helper_layer(layer) -> bool:
     return bool((getattr(layer, "metadata", None) or {}).get(HELPER_KEY))
 
 
+def placed_like(layer) -> dict:
+    """Layer keyword arguments that put a helper layer's data where `layer`'s data is (scale,
+    translate, rotation, shear, affine, units): a shape drawn in `layer`'s data coordinates
+    lines up with it, a tilted bin raster included."""
+    return {
+        "scale": layer.scale, "translate": layer.translate, "rotate": layer.rotate, "shear": layer.shear,
+        "affine": layer.affine.affine_matrix, "units": layer.units,
+    }
+
+
 def contains_layer(layers, layer) -> bool:
     """`layer` is one of `layers`, by identity of the unwrapped objects."""
     layer = unwrap(layer)

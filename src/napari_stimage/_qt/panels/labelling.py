@@ -1,5 +1,5 @@
-"""Curate labels' labelling: type or pick a label, Assign (spots) or Paint with (bins), Clear,
-keys 1-9, undo and redo."""
+"""Curate labels' labelling: type or pick a label, Assign it to the selection, Clear, keys 1-9,
+undo and redo. While napari paints bins (its Labels tools), the label goes to its brush."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class LabellingPanel(QWidget):
         layout.addLayout(history)
 
     def show_target(self, target) -> None:
-        """Titles and tips for spots (assign to the selection) or bins (paint with)."""
+        """Titles and tips for the target's elements."""
         kind = target or SpotsTarget  # with no layer, the spots wording
         self.assign_box.setTitle(kind.assign_title)
         self.assign_button.setText(kind.assign_text)
@@ -97,19 +97,19 @@ class LabellingPanel(QWidget):
             self.host.editor.redo()
 
     def assign_to_selection(self, label) -> int:
-        """Label the selected spots; returns how many changed.
+        """Label the selected spots or bins; returns how many changed.
 
-        On a bin-labels layer there is no selection: the label becomes the brush's (see
-        `paint_with`) and bins change when painted, so this returns 0.
+        While napari paints bins (paint, fill, polygon or erase in the layer controls), the label
+        becomes the brush's instead (see `paint_with`) and bins change when painted: returns 0.
         """
         host, target = self.host, self.host.target
         if target is None:
             return 0
-        if not target.selects:
+        if target.is_painting():
             self.paint_with(label)
             return 0
         if host.selection.size == 0:
-            host._notify("select spots first")
+            host._notify(f"select {target.element}s first")
             return 0
         selection = host.without_hidden(host.selection)  # e.g. clicked before their label was hidden
         if selection.size == 0:
@@ -153,13 +153,13 @@ class LabellingPanel(QWidget):
         return self.assign_to_selection(categories[number - 1])
 
     def paint_with(self, label) -> int | None:
-        """Bins: make `label` the brush's label (a new label gets the next code); None = eraser.
+        """Bins: make `label` napari's brush label (a new label gets the next code); None = eraser.
 
         Switches the layer to napari's paint mode unless it is already painting (brush, polygon
         or fill). Returns the label's code (0 for the eraser), None when the label is refused.
         """
         host, target = self.host, self.host.target
-        if target is None or target.selects:
+        if target is None or not target.paints:
             return None
         try:
             label = target.normalise(label)
@@ -167,16 +167,12 @@ class LabellingPanel(QWidget):
             host._notify(str(exc))
             return None
         host.activate(target.layer)
-        code = target.paint_with(label)
-        if code and not target.is_painting():
-            target.use_tool("brush")
-            host.tools.show_tool("brush")
-        return code
+        return target.paint_with(label)
 
     def _on_label_picked(self, index: int) -> None:
-        """A label chosen in the drop-down: on bins it is at once the brush's label."""
+        """A label chosen in the drop-down while napari paints bins is at once the brush's label."""
         target = self.host.target
-        if target is not None and not target.selects and index >= 0:
+        if target is not None and target.is_painting() and index >= 0:
             self.paint_with(self.label_input.itemText(index))
 
     def on_selected_label(self, event=None) -> None:

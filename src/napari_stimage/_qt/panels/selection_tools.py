@@ -1,7 +1,9 @@
 """Curate labels' selection tools: Pan/zoom, Click, Rectangle, Lasso, Brush; select by label, invert, none.
 
-On spots the drawing tools drag on the canvas (Shift adds, Alt removes) and show their shape on
-a helper Shapes layer while it is drawn; on bins the tools are napari's own Labels modes.
+The drawing tools drag on the canvas (Shift adds, Alt removes) and show their shape on a helper
+Shapes layer while it is drawn; which elements a shape picks is the target's business (spots by
+their centres, bins on their raster). Spots show their selection as napari does; bins on the
+target's helper layer.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ...core.selection import SpotIndex, points_in_polygon, points_in_rectangle
-from ...viewer.canvas import camera
-from ...viewer.following import HELPER_KEY, unwrap
+from ...viewer.canvas import camera, restore_alt_drag_zoom, suspend_alt_drag_zoom
+from ...viewer.following import HELPER_KEY, placed_like, unwrap
 from ...viewer.targets import SPOT_TOOL_TIPS, TOOL_TITLES, TOOLS
 
 STROKE_LAYER_NAME = "selection stroke"
@@ -39,7 +40,7 @@ class SelectionToolsPanel(QGroupBox):
         super().__init__("Select spots")
         self.host = host
         self.tool = "pan"
-        self._spot_index: SpotIndex | None = None
+        self._alt_zoom = None  # napari's Alt + drag zoom, off while a tool that drags is chosen
         self._stroke = None  # Shapes layer showing the lasso / rectangle / brush while it is drawn
         box = QVBoxLayout(self)
         grid = QGridLayout()
@@ -89,36 +90,28 @@ class SelectionToolsPanel(QGroupBox):
     # -- following the target
     def attach(self, target) -> None:
         """Work on `target` (None: no layer): its tools, tips and selection."""
-        self._spot_index = None
-        if target is not None and target.selects:
-            target.layer.mouse_drag_callbacks.append(self._on_layer_drag)
-            target.layer.selected_data.events.items_changed.connect(self.update_selection_count)
-            self.brush_radius.setValue(target.default_brush_radius())
-        selects = target is None or target.selects
+        tips = target.tool_tips if target is not None else SPOT_TOOL_TIPS
         self.setTitle(target.tools_title if target is not None else "Select spots")
         for tool, button in self.tool_buttons.items():
-            applies = target is None or target.applies(tool)
-            button.setEnabled(applies)
-            tips = target.tool_tips if target is not None else SPOT_TOOL_TIPS
-            button.setToolTip(tips.get(tool, "Not for bins: paint them instead"))
-        self.brush_radius.setEnabled(selects)
-        for widget in (self.select_label_combo, self.select_label_button, self.invert_button, self.deselect_button):
-            widget.setVisible(selects)
-        if selects:
-            self.update_selection_count()
-        else:
-            self.selection_count.setText("")
-        if target is not None and not target.applies(self.tool):
-            self.tool = "pan"
-            self.tool_buttons["pan"].setChecked(True)
+            button.setToolTip(tips[tool])
+        self.deselect_button.setToolTip(f"Select no {target.element if target is not None else 'spot'} (Esc on the layer)")
+        if target is not None:
+            target.layer.mouse_drag_callbacks.append(self._on_layer_drag)
+            target.connect_selection(self._on_selection_changed)
+            self.brush_radius.setValue(target.default_brush_radius())
+            self._show_selection(target)
+        self.update_selection_count()
 
     def detach(self, target) -> None:
         self.remove_stroke_layer()
-        if target is not None and target.selects:
-            layer = target.layer
-            if self._on_layer_drag in layer.mouse_drag_callbacks:
-                layer.mouse_drag_callbacks.remove(self._on_layer_drag)
-            layer.selected_data.events.items_changed.disconnect(self.update_selection_count)
+        if target is None:
+            return
+        layer = target.layer
+        if self._on_layer_drag in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.remove(self._on_layer_drag)
+        target.disconnect_selection(self._on_selection_changed)
+        with self.host.follower.quiet():
+            target.hide_selection(self.host.viewer)
 
     def fill_labels(self, categories: list[str]) -> None:
         chosen = self.select_label_combo.currentData()
@@ -130,51 +123,55 @@ class SelectionToolsPanel(QGroupBox):
         self.select_label_combo.setCurrentIndex(max(found, 0))
 
     def set_enabled_for(self, target) -> None:
-        enabled = target is not None and target.selects
+        enabled = target is not None
         self.select_label_button.setEnabled(enabled)
         self.invert_button.setEnabled(enabled)
-
-    def _spots(self):
-        """The host's target when it is spots (a selection applies), else None."""
-        target = self.host.target
-        return target if target is not None and target.selects else None
 
     # -- selection
     @property
     def selection(self) -> np.ndarray:
-        target = self._spots()
+        target = self.host.target
         return target.selection if target is not None else np.empty(0, np.int64)
 
     def set_selection(self, indices, mode: str = "replace") -> None:
-        target = self._spots()
-        if target is None:
-            return
-        target.set_selection(indices, mode)
+        target = self.host.target
+        if target is not None:
+            target.set_selection(indices, mode)
+            self.update_selection_count()
+
+    def _on_selection_changed(self, event=None) -> None:
         self.update_selection_count()
+        target = self.host.target
+        if target is not None:
+            self._show_selection(target)
+
+    def _show_selection(self, target) -> None:
+        """Draw the selection where napari does not (bins), keeping the curated layer active."""
+        host = self.host
+        with host.follower.quiet():
+            target.draw_selection(host.viewer)
+            host.activate(target.layer)
 
     def update_selection_count(self, event=None) -> None:
-        target = self._spots()
-        if self.host.target is not None and target is None:
-            return
-        n = len(target.layer.selected_data) if target is not None else 0
-        self.selection_count.setText(f"{n} selected")
+        target = self.host.target
+        self.selection_count.setText(f"{len(target.selection) if target is not None else 0} selected")
 
     def select_none(self) -> None:
         self.set_selection(np.empty(0, np.int64))
 
     def pan_and_select_none(self) -> None:
-        """Escape on the spots layer: leave the drawing tool and drop the selection."""
+        """Escape on the curated layer: leave the drawing tool and drop the selection."""
         self.set_tool("pan")
         self.select_none()
 
     def select_label(self) -> None:
-        if self._spots() is None:
+        if self.host.target is None:
             return
         label = self.select_label_combo.itemData(self.select_label_combo.currentIndex())
         self.set_selection(self.host.without_hidden(self.host.editor.indices_with_label(label)))
 
     def invert_selection(self) -> None:
-        target = self._spots()
+        target = self.host.target
         if target is not None:
             self.set_selection(self.host.without_hidden(target.inverted_selection()))
 
@@ -185,67 +182,42 @@ class SelectionToolsPanel(QGroupBox):
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; one of {TOOLS}")
         host, target = self.host, self.host.target
-        if target is not None and not target.selects:
-            if not target.applies(tool):
-                self.tool_buttons[self.tool].setChecked(True)
-                host._notify(f"{TOOL_TITLES[tool]} selects spots; paint bins with Brush or Lasso")
-                return
-            self.show_tool(tool)
-            host.activate(target.layer)
-            target.use_tool(tool)
-            host.show_help()
-            return
         self.show_tool(tool)
         if target is None:
             return
-        layer = target.layer
         with host.follower.quiet():
-            host.activate(layer)
-            if tool in ("pan", "click"):
-                self.remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
-            if tool == "click":
-                layer.mode = "select"
+            host.activate(target.layer)
+            target.use_tool(tool)
+            if tool in target.drag_tools:
+                self._stroke_layer()
+                if self._alt_zoom is None:  # Alt removes from the selection: it must not also zoom
+                    self._alt_zoom = suspend_alt_drag_zoom(unwrap(host.viewer))
             else:
-                layer.mode = "pan_zoom"
-                # drawing tools drag on the canvas: the camera must not pan meanwhile
-                layer.mouse_pan = tool == "pan"
-                if tool != "pan":
-                    self._stroke_layer()
+                self.remove_stroke_layer()  # the helper layer lives only while a drawing tool is on
         host.show_help()
 
     def show_tool(self, tool: str) -> None:
         self.tool = tool
         self.tool_buttons[tool].setChecked(True)
 
-    def _data_point(self, layer, event) -> np.ndarray:
-        return np.asarray(layer.world_to_data(event.position), dtype=np.float64)[-2:]
-
     def _on_layer_drag(self, layer, event):
-        """Drag callback of the spots layer: rectangle, lasso or brush selection."""
-        tool = self.tool
-        if tool not in ("rectangle", "lasso", "brush") or layer is not self.host.layer or layer.mode != "pan_zoom":
+        """Drag callback of the curated layer: the drawing tools (and Click on bins) select."""
+        tool, target = self.tool, self.host.target
+        if target is None or tool not in target.drag_tools or layer is not target.layer or layer.mode != "pan_zoom":
             return  # another mode picked in the layer controls wins over the drawing tool
         modifiers = {str(getattr(m, "name", m)).lower() for m in (event.modifiers or ())}
         mode = "add" if "shift" in modifiers else "remove" if "alt" in modifiers else "replace"
-        path = [self._data_point(layer, event)]
+        path = [np.asarray(event.position, dtype=np.float64)]
         yield
         while event.type == "mouse_move":
-            point = self._data_point(layer, event)
+            point = np.asarray(event.position, dtype=np.float64)
             if np.any(point != path[-1]):
                 path.append(point)
-                self._draw_stroke(tool, path)
+                self._draw_stroke(target, tool, path)
             yield
-        path.append(self._data_point(layer, event))  # the release position
+        path.append(np.asarray(event.position, dtype=np.float64))  # the release position
         self._clear_stroke()  # the outline is gone once the selection is made
-        positions = np.asarray(layer.data)[:, -2:]
-        if tool == "rectangle":
-            picked = points_in_rectangle(positions, path[0], path[-1])
-        elif tool == "lasso":
-            picked = points_in_polygon(positions, np.asarray(path))
-        else:
-            if self._spot_index is None or self._spot_index.positions.shape != positions.shape:
-                self._spot_index = SpotIndex(positions)  # built on the first stroke, reused after
-            picked = self._spot_index.near_path(np.asarray(path), self.brush_radius.value())
+        picked = target.pick(tool, np.asarray(path), self.brush_radius.value())
         self.set_selection(self.host.without_hidden(picked), mode)
 
     # -- the stroke layer
@@ -263,9 +235,8 @@ class SelectionToolsPanel(QGroupBox):
                     name=STROKE_LAYER_NAME,
                     edge_color=STROKE_COLOR,
                     face_color="transparent",
-                    scale=host.layer.scale,
-                    translate=host.layer.translate,
                     metadata={HELPER_KEY: True},
+                    **placed_like(host.layer),  # drawn in the curated layer's data coordinates
                 ))
                 self._stroke = stroke
                 host.activate(host.layer)  # drags go to the active layer
@@ -277,7 +248,10 @@ class SelectionToolsPanel(QGroupBox):
             stroke.data = []
 
     def remove_stroke_layer(self) -> None:
+        """Leave drawing: the stroke layer goes, napari's Alt + drag zoom comes back."""
         host = self.host
+        restore_alt_drag_zoom(unwrap(host.viewer), self._alt_zoom)
+        self._alt_zoom = None
         stroke, self._stroke = self._stroke, None
         if stroke is None or stroke not in host.viewer.layers:
             return
@@ -287,23 +261,25 @@ class SelectionToolsPanel(QGroupBox):
             if was_active and host.layer is not None and host.layer in host.viewer.layers:
                 host.activate(host.layer)  # not whichever neighbour napari picks
 
-    def _draw_stroke(self, tool: str, path: list) -> None:
+    def _draw_stroke(self, target, tool: str, path: list) -> None:
         viewer = self.host.viewer
         if self._stroke is None or self._stroke not in viewer.layers:
             return
         stroke = self._stroke
-        points = np.asarray(path)
         with stroke.events.blocker_all():
             stroke.data = []
-        # data units per screen pixel: the camera zoom is screen pixels per world unit
-        width = STROKE_PIXELS / (camera(viewer).zoom * abs(float(stroke.scale[-1])))
-        if tool == "rectangle":
-            (y0, x0), (y1, x1) = points[0], points[-1]
-            stroke.add_rectangles([np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])], edge_width=width,
-                                  edge_color=STROKE_COLOR)
-        elif tool == "lasso" and len(points) >= 3:
-            stroke.add_polygons([points], edge_width=width, edge_color=STROKE_COLOR)
+        # as many screen pixels wide at every zoom: the camera zoom is screen pixels per world unit
+        unit_step = np.zeros((2, len(path[0])))
+        unit_step[1, -1] = 1.0
+        data_per_world = float(np.linalg.norm(np.diff(target.to_data(unit_step), axis=0)))
+        width = STROKE_PIXELS * data_per_world / camera(viewer).zoom
+        if tool in ("rectangle", "click"):
+            stroke.add_polygons([target.rectangle(path[0], path[-1])], edge_width=width, edge_color=STROKE_COLOR)
+        elif tool == "lasso" and len(path) >= 3:
+            stroke.add_polygons([target.to_data(path)], edge_width=width, edge_color=STROKE_COLOR)
         elif tool == "brush":
+            points = target.to_data(path)
             line = points if len(points) > 1 else np.vstack([points, points + 1e-3])
-            stroke.add_paths([line], edge_width=2 * self.brush_radius.value(), edge_color=BRUSH_COLOR)
+            radius = self.brush_radius.value() * target.data_per_pixel()
+            stroke.add_paths([line], edge_width=2 * radius, edge_color=BRUSH_COLOR)
         stroke.refresh()
