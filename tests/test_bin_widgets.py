@@ -193,3 +193,48 @@ def test_painting_bins_in_gene_mode_shows_the_labels_with_the_editors_counts(hd_
     editor.undo()
     assert {e.label: e.count for e in widget.legend_entries()} == before
 
+
+def test_opacity_slider_acts_on_the_layer_on_show(hd_viewer, qtbot, hd_paths, tmp_path):
+    """Gene mode shows the gene layer, label mode the bin labels: the slider sets and shows the
+    opacity of the one on show, across tab switches and a change of the followed slide."""
+    viewer, widget, slide = hd_viewer
+    labels_layer = viewer.layers[f"{hd_paths.name} bin labels"]
+    widget.tabs.setCurrentIndex(1)
+    assert widget.state().mode == "label"
+    assert widget.opacity_slider.value() == pytest.approx(labels_layer.opacity)
+    widget.opacity_slider.setValue(0.3)
+    assert labels_layer.opacity == pytest.approx(0.3)
+
+    _type_gene(qtbot, widget, "COL1A1")
+    gene_layer = viewer.layers[f"{hd_paths.name} gene"]
+    assert widget.opacity_slider.value() == pytest.approx(gene_layer.opacity)
+    assert gene_layer.opacity != pytest.approx(0.3)
+    widget.opacity_slider.setValue(0.6)
+    assert gene_layer.opacity == pytest.approx(0.6) and labels_layer.opacity == pytest.approx(0.3)
+
+    widget.tabs.setCurrentIndex(1)  # labels: the slider shows and sets the bin labels' opacity
+    assert widget.opacity_slider.value() == pytest.approx(0.3)
+    widget.opacity_slider.setValue(0.8)
+    assert labels_layer.opacity == pytest.approx(0.8) and gene_layer.opacity == pytest.approx(0.6)
+    widget.tabs.setCurrentIndex(0)
+    assert widget.opacity_slider.value() == pytest.approx(0.6)
+
+    # another slide followed, then this one again (in gene mode): its gene layer's opacity is shown
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    other = write_synthetic_slide(tmp_path / "other", name="Other_Visium")
+    viewer.open(str(other.coord), plugin="napari-stimage")
+    spots = next(layer for layer in viewer.layers if layer.name.startswith("Other_Visium")
+                 and layer.__class__.__name__ == "Points")
+    viewer.layers.selection.active = labels_layer
+    spots.opacity = 0.45
+    viewer.layers.selection.active = spots
+    assert widget.slide_label.text().startswith("Slide: Other_Visium")
+    assert widget.opacity_slider.value() == pytest.approx(0.45)
+    widget.opacity_slider.setValue(0.55)
+    assert spots.opacity == pytest.approx(0.55) and gene_layer.opacity == pytest.approx(0.6)
+    viewer.layers.selection.active = labels_layer
+    assert widget.state().mode == "gene"
+    assert widget.opacity_slider.value() == pytest.approx(0.6)
+    widget.opacity_slider.setValue(0.2)
+    assert gene_layer.opacity == pytest.approx(0.2) and labels_layer.opacity == pytest.approx(0.8)

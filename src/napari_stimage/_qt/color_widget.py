@@ -80,12 +80,12 @@ class ColorWidget(SlideLayerWidget):
 
     @contextmanager
     def syncing(self):
-        """The UI is filled from state: its signals colour nothing."""
-        self._syncing = True
+        """The UI is filled from state: its signals colour nothing (nests)."""
+        previous, self._syncing = self._syncing, True
         try:
             yield
         finally:
-            self._syncing = False
+            self._syncing = previous
 
     # ------------------------------------------------------------------ which layer
     def layers_changed(self) -> None:
@@ -141,6 +141,7 @@ class ColorWidget(SlideLayerWidget):
         state = self.state()
         with self.syncing():
             self.display.show_layer(self.layer, state.spot_style)
+            self.display.show_opacity(self.coloring.shown_layer())
             self._fill_label_columns()
             self.gene_picker.show_coloring(state.gene)
             if state.gene is not None:
@@ -226,6 +227,7 @@ class ColorWidget(SlideLayerWidget):
     def _color_by_gene(self):
         self.coloring.show_gene(self._values)
         self.show_colorbar()
+        self._show_opacity()
 
     def show_colorbar(self):
         if self.layer is None:
@@ -252,8 +254,15 @@ class ColorWidget(SlideLayerWidget):
 
     # ------------------------------------------------------------------ display
     def set_opacity(self, value):
+        """The opacity of the layer showing the current colouring (bins: the gene layer in gene
+        mode, the bin-labels layer in label mode)."""
         if self.layer is not None and not self._syncing:
-            self.layer.opacity = float(value)
+            self.coloring.shown_layer().opacity = float(value)
+
+    def _show_opacity(self):
+        """The slider shows the opacity of the layer it now acts on (the mode may have changed it)."""
+        with self.syncing():
+            self.display.show_opacity(self.coloring.shown_layer())
 
     def set_spot_style(self, style: str):
         if self._syncing or self.layer is None or not self.coloring.set_spot_style(style):
@@ -299,6 +308,7 @@ class ColorWidget(SlideLayerWidget):
             return
         self.coloring.show_labels(self.palette)
         self.show_colorbar()
+        self._show_opacity()
         self._rebuild_legend()
 
     def _on_features_changed(self, event=None):

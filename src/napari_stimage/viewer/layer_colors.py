@@ -5,7 +5,7 @@ Switching genes only sets the layer's face colours; the layer is never rebuilt. 
 `LayerColorState` lives in `layer.metadata[STATE_KEY]`, so each slide remembers its colouring.
 
 `BinsColoring` colours a VisiumHD slide's bins with the same methods (`state`, `per_point`,
-`show_gene`, `show_labels`, `legend_entries`, `label_snapshot`, `set_spot_style`,
+`show_gene`, `show_labels`, `legend_entries`, `label_snapshot`, `shown_layer`, `set_spot_style`,
 `set_colorbar_visible`, `connect`): a gene goes to the slide's "{slide} gene" Image layer, labels
 to its bin-labels layer; its legend counts are the label editor's, kept per edit.
 `coloring_for(layer, viewer)` picks one by `viewer.targets.layer_kind`.
@@ -83,6 +83,10 @@ class SpotsColoring:
 
     def set_colorbar_visible(self, visible: bool) -> None:
         self.layer.face_colorbar.visible = visible
+
+    def shown_layer(self):
+        """The layer that shows the current colouring (its opacity is the widget's): the spots."""
+        return self.layer
 
     # -- values per point
     def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
@@ -290,6 +294,12 @@ class BinsColoring:
         layer = self.gene_layer()
         if layer is not None:
             layer.colorbar.visible = visible
+
+    def shown_layer(self):
+        """The layer that shows the current colouring (its opacity is the widget's): the gene
+        layer in gene mode, else the bin-labels layer."""
+        gene_layer = self.gene_layer() if self.state.mode == "gene" else None
+        return gene_layer if gene_layer is not None else self.layer
 
     # -- gene
     def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
