@@ -318,9 +318,6 @@ class BinsColoring:
     def label_columns(self) -> list[str]:
         return ["label"]
 
-    def label_values(self) -> np.ndarray:
-        return self.editor.labels
-
     def legend_order(self) -> list[str] | None:
         return list(self.editor.categories())
 
