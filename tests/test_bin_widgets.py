@@ -157,3 +157,84 @@ def test_color_spots_label_mode_hides_and_solos_labels_on_the_bins(hd_viewer, qt
     editor.assign([at_kept], hidden)
     after = {e.label: e.count for e in widget.legend_entries()}
     assert after[hidden] == before[hidden] + 1 and after[kept] == before[kept] - 1
+
+
+def test_painting_bins_in_gene_mode_shows_the_labels_with_the_editors_counts(hd_viewer, qtbot, hd_paths, monkeypatch):
+    """A paint stroke on the bin labels in gene mode: the widget switches to the labels and its
+    legend counts the stroke, from the editor's counts, without a pass over every bin's label."""
+    from napari_stimage import coloring as col
+    from napari_stimage.viewer.bins import bin_labels_sync
+
+    viewer, widget, slide = hd_viewer
+    labels_layer = unwrap(viewer.layers[f"{hd_paths.name} bin labels"])
+    editor, sync = editor_for_layer(labels_layer), bin_labels_sync(labels_layer)
+    _type_gene(qtbot, widget, "COL1A1")
+    assert widget.state().mode == "gene" and widget.tabs.currentIndex() == 0
+    before = {e.label: e.count for e in widget.legend_entries()}
+    shown = col.display_labels(editor.labels)
+    target = "adipose tissue"
+    spot = int(np.flatnonzero(shown == "invasive cancer")[0])
+
+    def every_bin(*_args, **_kwargs):
+        raise AssertionError("the widget walked the labels of every bin after an edit")
+
+    monkeypatch.setattr(col, "legend_entries", every_bin)
+    monkeypatch.setattr(col, "display_labels", every_bin)
+    labels_layer.brush_size = 1
+    labels_layer.paint((int(sync.grid.row[spot]), int(sync.grid.col[spot])), sync.categories.index(target) + 1)
+    monkeypatch.undo()
+
+    assert editor.label_of(spot) == target  # the stroke reached the editor
+    assert widget.state().mode == "label" and widget.tabs.currentIndex() == 1
+    after = {e.label: e.count for e in widget.legend_entries()}
+    assert after[target] == before[target] + 1 and after["invasive cancer"] == before["invasive cancer"] - 1
+    recount = col.legend_entries(editor.labels, widget.palette, editor.categories())
+    assert widget.legend_entries() == recount
+    editor.undo()
+    assert {e.label: e.count for e in widget.legend_entries()} == before
+
+
+def test_opacity_slider_acts_on_the_layer_on_show(hd_viewer, qtbot, hd_paths, tmp_path):
+    """Gene mode shows the gene layer, label mode the bin labels: the slider sets and shows the
+    opacity of the one on show, across tab switches and a change of the followed slide."""
+    viewer, widget, slide = hd_viewer
+    labels_layer = viewer.layers[f"{hd_paths.name} bin labels"]
+    widget.tabs.setCurrentIndex(1)
+    assert widget.state().mode == "label"
+    assert widget.opacity_slider.value() == pytest.approx(labels_layer.opacity)
+    widget.opacity_slider.setValue(0.3)
+    assert labels_layer.opacity == pytest.approx(0.3)
+
+    _type_gene(qtbot, widget, "COL1A1")
+    gene_layer = viewer.layers[f"{hd_paths.name} gene"]
+    assert widget.opacity_slider.value() == pytest.approx(gene_layer.opacity)
+    assert gene_layer.opacity != pytest.approx(0.3)
+    widget.opacity_slider.setValue(0.6)
+    assert gene_layer.opacity == pytest.approx(0.6) and labels_layer.opacity == pytest.approx(0.3)
+
+    widget.tabs.setCurrentIndex(1)  # labels: the slider shows and sets the bin labels' opacity
+    assert widget.opacity_slider.value() == pytest.approx(0.3)
+    widget.opacity_slider.setValue(0.8)
+    assert labels_layer.opacity == pytest.approx(0.8) and gene_layer.opacity == pytest.approx(0.6)
+    widget.tabs.setCurrentIndex(0)
+    assert widget.opacity_slider.value() == pytest.approx(0.6)
+
+    # another slide followed, then this one again (in gene mode): its gene layer's opacity is shown
+    from napari_stimage.synthetic import write_synthetic_slide
+
+    other = write_synthetic_slide(tmp_path / "other", name="Other_Visium")
+    viewer.open(str(other.coord), plugin="napari-stimage")
+    spots = next(layer for layer in viewer.layers if layer.name.startswith("Other_Visium")
+                 and layer.__class__.__name__ == "Points")
+    viewer.layers.selection.active = labels_layer
+    spots.opacity = 0.45
+    viewer.layers.selection.active = spots
+    assert widget.slide_label.text().startswith("Slide: Other_Visium")
+    assert widget.opacity_slider.value() == pytest.approx(0.45)
+    widget.opacity_slider.setValue(0.55)
+    assert spots.opacity == pytest.approx(0.55) and gene_layer.opacity == pytest.approx(0.6)
+    viewer.layers.selection.active = labels_layer
+    assert widget.state().mode == "gene"
+    assert widget.opacity_slider.value() == pytest.approx(0.6)
+    widget.opacity_slider.setValue(0.2)
+    assert gene_layer.opacity == pytest.approx(0.2) and labels_layer.opacity == pytest.approx(0.8)

@@ -355,3 +355,75 @@ def test_assign_each_is_one_undo_step(tmp_path):
     assert editor.assign_each({0: "x", 1: " y ", 3: None}) == 3  # repeated id 0/2 both change
     assert editor.labels.tolist() == ["x", "y", "x", None]
     assert editor.undo() and editor.labels.tolist() == [None] * 4 and not editor.can_undo
+
+
+REPEATED_IDS = ["S_A-1", "S_B-1", "S_A-1", "S_C-1", "S_D-1", "S_B-1", "S_E-1", "S_F-1"]  # A and B twice
+few_labels = st.sampled_from([None, "L1", "L2", "WM", "brand new"])
+count_op = st.one_of(
+    st.tuples(st.just("assign"), st.lists(st.integers(0, len(REPEATED_IDS) - 1), min_size=1, max_size=4), few_labels),
+    st.tuples(st.just("assign_each"), st.dictionaries(st.integers(0, len(REPEATED_IDS) - 1), few_labels, max_size=4)),
+    st.tuples(st.just("undo")),
+    st.tuples(st.just("redo")),
+    st.tuples(st.just("save")),
+    st.tuples(st.just("recover")),  # a crash: a new editor on the same file takes the recovery file
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ops=st.lists(count_op, max_size=40), max_undo=st.sampled_from([2, 100]))
+def test_label_counts_and_revision_follow_every_change(ops, max_undo):
+    """The counts kept per edit equal a full recount after any edits, undo, redo, saves and
+    recoveries, repeated spot ids included; the revision moves exactly when a label changes; the
+    legend from the counts is the legend from the labels."""
+    from collections import Counter
+
+    from napari_stimage import coloring as col
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "S_anno.csv"
+        path.write_bytes(b",label\nS_A-1,L1\nS_B-1,\nS_C-1,L2\nS_A-1,WM\n")
+        palette = col.LabelPalette(Path(folder) / "colors.json")
+        editor = LabelEditor(REPEATED_IDS, read_annotation(path), max_undo=max_undo)
+        assert editor.label_counts() == {"L1": 2, "L2": 1, None: 5}
+        for step in ops:
+            before, revision = editor.labels.tolist(), editor.revision
+            if step[0] == "assign":
+                editor.assign(step[1], step[2])
+            elif step[0] == "assign_each":
+                editor.assign_each(step[1])
+            elif step[0] == "undo":
+                editor.undo()
+            elif step[0] == "redo":
+                editor.redo()
+            elif step[0] == "save":
+                editor.save()
+            else:
+                again = LabelEditor(REPEATED_IDS, read_annotation(path), max_undo=max_undo)
+                recovery = again.find_recovery()
+                if recovery is not None:
+                    again.apply_recovery(recovery)
+                assert again.labels.tolist() == before
+                editor, revision = again, None
+            labels = editor.labels.tolist()
+            assert labels[0] == labels[2] and labels[1] == labels[5]  # twins share their label
+            assert editor.label_counts() == dict(Counter(labels))
+            if revision is not None:
+                assert (editor.revision != revision) == (labels != before)
+            order = editor.categories()
+            assert (col.legend_entries_from_counts(editor.label_counts(), palette, order)
+                    == col.legend_entries(editor.labels, palette, order))
+
+
+def test_label_counts_of_a_large_edit_and_its_undo(tmp_path):
+    editor = LabelEditor([f"S_{k}" for k in range(10_000)], annotation_path=tmp_path / "S_anno.csv")
+    assert editor.label_counts() == {None: 10_000} and editor.revision == 0
+    editor.assign(np.arange(0, 10_000, 2), "even")
+    editor.assign(np.arange(0, 10_000, 3), "three")
+    expected = {"even": 3333, "three": 3334, None: 3333}
+    assert editor.label_counts() == expected and editor.revision == 2
+    editor.undo()
+    assert editor.label_counts() == {"even": 5000, None: 5000} and editor.revision == 3
+    editor.redo()
+    assert editor.label_counts() == expected and editor.revision == 4
+    editor.label_counts()["even"] = 0  # a copy: the editor's counts stay
+    assert editor.label_counts() == expected

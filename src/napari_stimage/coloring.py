@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -631,17 +631,38 @@ class LegendEntry:
     unlabelled: bool = False
 
 
+def label_counts(values: Iterable) -> dict[str, int]:
+    """Spots per label as shown (`display_labels`: UNLABELLED for unlabelled ones)."""
+    from collections import Counter
+
+    return dict(Counter(display_labels(values).tolist()))
+
+
 def legend_entries(values: Iterable, palette: LabelPalette, order: Sequence[str] | None = None) -> list[LegendEntry]:
-    """One entry per label, unlabelled last (when any spot is unlabelled).
+    """One entry per label of `values` (one per spot), unlabelled last (when any spot is unlabelled).
 
     `order` is the curation order (`editing.LabelEditor.categories()`, which hotkeys 1-9
     follow): its labels are listed first in that order, even those no spot holds any more,
     then any other label present. Without it, the natural order (`labels.label_categories`).
+    `legend_entries_from_counts` gives the same entries from counts per label.
     """
-    shown = display_labels(values)
-    names, counts = np.unique(shown.astype(str), return_counts=True) if len(shown) else ([], [])
-    count_of = dict(zip(names, (int(c) for c in counts), strict=True))
-    present = label_categories(shown[shown != UNLABELLED])
+    return legend_entries_from_counts(label_counts(values), palette, order)
+
+
+def legend_entries_from_counts(counts: Mapping, palette: LabelPalette,
+                               order: Sequence[str] | None = None) -> list[LegendEntry]:
+    """`legend_entries` from spots per label instead of the labels of every spot: the same
+    entries, order, colours and counts.
+
+    `counts` maps a label to its number of spots; any unlabelled key (None, NaN, "" or
+    UNLABELLED) counts as unlabelled, labels with no spots are left out unless `order` lists
+    them. `curation.editor.LabelEditor.label_counts()` keeps such counts up to date per edit.
+    """
+    count_of: dict[str, int] = {}
+    for label, n in counts.items():
+        key = UNLABELLED if is_unlabelled(label) else str(label)
+        count_of[key] = count_of.get(key, 0) + int(n)
+    present = label_categories(label for label, n in count_of.items() if n > 0 and label != UNLABELLED)
     if order is not None:
         listed = [str(label) for label in dict.fromkeys(order) if not is_unlabelled(label) and label != UNLABELLED]
         known = set(listed)

@@ -17,7 +17,6 @@ import numpy as np
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout
 
 from .. import coloring as col
-from ..core.labels import UNLABELLED
 from ..viewer.canvas import text_overlay
 from ..viewer.layer_colors import STATE_KEY, VALUE_COLUMN, BinsColoring, LayerColorState, SpotsColoring, coloring_for
 from ..viewer.layers import initial_coloring
@@ -46,7 +45,9 @@ class ColorWidget(SlideLayerWidget):
         # (600,000 bins: ~5 MB a gene); cleared when they change
         self._value_cache = col.GeneValuesCache()
         self._syncing = False  # True while the UI is being filled from state (no re-colouring)
-        self._label_snapshot: np.ndarray | None = None  # the label column at the last look: edits show as a difference
+        # the coloring's label snapshot at the last look (spots: the label column, bins: the editor's
+        # revision): an edit shows as a difference
+        self._label_snapshot: np.ndarray | int | None = None
         layout = QVBoxLayout(self.content)
         self.display = DisplayPanel(self)
         self.gene_picker = GenePickerPanel(self)
@@ -79,12 +80,12 @@ class ColorWidget(SlideLayerWidget):
 
     @contextmanager
     def syncing(self):
-        """The UI is filled from state: its signals colour nothing."""
-        self._syncing = True
+        """The UI is filled from state: its signals colour nothing (nests)."""
+        previous, self._syncing = self._syncing, True
         try:
             yield
         finally:
-            self._syncing = False
+            self._syncing = previous
 
     # ------------------------------------------------------------------ which layer
     def layers_changed(self) -> None:
@@ -109,7 +110,7 @@ class ColorWidget(SlideLayerWidget):
             self._rebuild_legend()
             self._update_gene_controls()
             return
-        self._label_snapshot = self.coloring.edited_labels()
+        self._label_snapshot = self.coloring.label_snapshot()
         self.coloring.connect(self._on_features_changed, self._on_points_changed)
         slide = slide_of(layer)
         notes = slide_notes(slide)
@@ -123,9 +124,7 @@ class ColorWidget(SlideLayerWidget):
 
     def _apply_initial_coloring(self):
         """A slide opens coloured: by its pathologist labels when it has any, else by its most variable gene."""
-        shown = self.coloring.edited_labels()  # as shown: UNLABELLED for none
-        labels = () if shown is None else shown[shown != UNLABELLED]
-        mode, gene = initial_coloring(slide_of(self.layer), labels)
+        mode, gene = initial_coloring(slide_of(self.layer), self.coloring.curated_labels())
         if mode == "label":
             with self.syncing():
                 self.tabs.setCurrentIndex(LABEL_TAB)
@@ -142,6 +141,7 @@ class ColorWidget(SlideLayerWidget):
         state = self.state()
         with self.syncing():
             self.display.show_layer(self.layer, state.spot_style)
+            self.display.show_opacity(self.coloring.shown_layer())
             self._fill_label_columns()
             self.gene_picker.show_coloring(state.gene)
             if state.gene is not None:
@@ -227,6 +227,7 @@ class ColorWidget(SlideLayerWidget):
     def _color_by_gene(self):
         self.coloring.show_gene(self._values)
         self.show_colorbar()
+        self._show_opacity()
 
     def show_colorbar(self):
         if self.layer is None:
@@ -253,8 +254,15 @@ class ColorWidget(SlideLayerWidget):
 
     # ------------------------------------------------------------------ display
     def set_opacity(self, value):
+        """The opacity of the layer showing the current colouring (bins: the gene layer in gene
+        mode, the bin-labels layer in label mode)."""
         if self.layer is not None and not self._syncing:
-            self.layer.opacity = float(value)
+            self.coloring.shown_layer().opacity = float(value)
+
+    def _show_opacity(self):
+        """The slider shows the opacity of the layer it now acts on (the mode may have changed it)."""
+        with self.syncing():
+            self.display.show_opacity(self.coloring.shown_layer())
 
     def set_spot_style(self, style: str):
         if self._syncing or self.layer is None or not self.coloring.set_spot_style(style):
@@ -300,6 +308,7 @@ class ColorWidget(SlideLayerWidget):
             return
         self.coloring.show_labels(self.palette)
         self.show_colorbar()
+        self._show_opacity()
         self._rebuild_legend()
 
     def _on_features_changed(self, event=None):
@@ -309,10 +318,10 @@ class ColorWidget(SlideLayerWidget):
         self._value_cache.clear()  # spot ids may have been edited: match points to spots again
         self._fill_label_columns()
         state = self.state()
-        labels = self.coloring.edited_labels()
+        labels = self.coloring.label_snapshot()
         before, self._label_snapshot = self._label_snapshot, labels
-        edited = labels is not None and (before is None or len(before) != len(labels)
-                                         or not np.array_equal(before, labels))
+        # array_equal compares both kinds of snapshot (arrays of any length, revisions)
+        edited = labels is not None and (before is None or not np.array_equal(before, labels))
         if state.mode == "gene" and edited:
             # a curator labelling spots wants to see the labels, not the gene
             state.label_column = "label"

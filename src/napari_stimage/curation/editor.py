@@ -7,6 +7,8 @@ Qt-free. Everything that changes labels goes through `LabelEditor.assign`:
     >>> editor.assign(np.arange(600_000), None)        # None clears (unlabelled)
     >>> editor.assign(mask, "TLS")                     # or a boolean mask with one entry per spot
     >>> editor.undo(); editor.redo()
+    >>> editor.label_counts()                          # {"L3": 3, None: 599_997}, kept per edit
+    >>> editor.revision                                # bumped by every change of a label
     >>> editor.save()                                  # annotation format, atomic, changed-on-disk check
 
 Spot indices are positions in the slide's spot table (= the Points layer's rows, = the order
@@ -29,6 +31,7 @@ import json
 import os
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +180,9 @@ class LabelEditor:
         first = self.table.first_labels()
         self._original = np.array([first.get(s) for s in self.spot_ids], dtype=object)
         self._labels = self._original.copy()
+        # spots per label (None = unlabelled), kept by `_set_labels`: the legend reads it per edit
+        self._counts: Counter = Counter(self._labels.tolist())
+        self.revision = 0  # bumped by every change of a label (`_set_labels`)
         # hotkeys 1-9 must not change meaning, mid-session or across a save and reopen: the file's
         # labels in the order kept at its last save, the others in natural order, then each new
         # label appended when first assigned
@@ -238,6 +244,11 @@ class LabelEditor:
 
     def label_of(self, index: int) -> str | None:
         return self._labels[index]
+
+    def label_counts(self) -> dict[str | None, int]:
+        """Spots per label held by at least one spot (None = unlabelled), without a pass over the
+        spots: kept up to date by every edit, undo, redo and recovery. A copy."""
+        return {label: n for label, n in self._counts.items() if n > 0}
 
     def categories(self) -> list[str]:
         """The slide's labels in a session-stable order: the source of the legend's, the label
@@ -374,7 +385,7 @@ class LabelEditor:
         for label in dict.fromkeys(after.tolist()):
             self._remember_label(label)
         step = _Step(idx, before, after, describe(len(idx)))
-        self._labels[idx] = after
+        self._set_labels(idx, after)
         self._undo.append(step)
         self._redo.clear()
         if len(self._undo) > self.max_undo:
@@ -385,6 +396,18 @@ class LabelEditor:
             self._saved_reachable = False  # the saved state was on the redo stack just discarded
         self._changed(idx)
         return int(idx.size)
+
+    def _set_labels(self, idx: np.ndarray, labels: np.ndarray) -> None:
+        """`self._labels[idx] = labels`, the label counts and the revision kept in step: the one
+        place labels change (`_apply_step` for edits and recovery, `_replay` for undo and redo).
+        `idx` holds each spot once (steps are built from `_expand`, which makes them unique)."""
+        counts = self._counts
+        for label, n in Counter(self._labels[idx].tolist()).items():
+            counts[label] -= n
+        for label, n in Counter(labels.tolist()).items():
+            counts[label] += n
+        self._labels[idx] = labels
+        self.revision += 1
 
     def _changed(self, indices: np.ndarray | None) -> None:
         self._write_recovery()
@@ -401,7 +424,7 @@ class LabelEditor:
         if not source:
             return False
         step = source.pop()
-        self._labels[step.indices] = labels_of(step)
+        self._set_labels(step.indices, labels_of(step))
         target.append(step)
         self._changed(step.indices)
         return True

@@ -5,9 +5,10 @@ Switching genes only sets the layer's face colours; the layer is never rebuilt. 
 `LayerColorState` lives in `layer.metadata[STATE_KEY]`, so each slide remembers its colouring.
 
 `BinsColoring` colours a VisiumHD slide's bins with the same methods (`state`, `per_point`,
-`show_gene`, `show_labels`, `legend_entries`, `set_spot_style`, `set_colorbar_visible`,
-`connect`): a gene goes to the slide's "{slide} gene" Image layer, labels to its bin-labels
-layer. `coloring_for(layer, viewer)` picks one by `viewer.targets.layer_kind`.
+`show_gene`, `show_labels`, `legend_entries`, `label_snapshot`, `shown_layer`, `set_spot_style`,
+`set_colorbar_visible`, `connect`): a gene goes to the slide's "{slide} gene" Image layer, labels
+to its bin-labels layer; its legend counts are the label editor's, kept per edit.
+`coloring_for(layer, viewer)` picks one by `viewer.targets.layer_kind`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class SpotsColoring:
 
     def set_colorbar_visible(self, visible: bool) -> None:
         self.layer.face_colorbar.visible = visible
+
+    def shown_layer(self):
+        """The layer that shows the current colouring (its opacity is the widget's): the spots."""
+        return self.layer
 
     # -- values per point
     def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
@@ -162,10 +167,17 @@ class SpotsColoring:
     def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
         return col.legend_entries(self.label_values(), palette, self.legend_order())
 
-    def edited_labels(self) -> np.ndarray | None:
-        """The label column as shown (the curation widget edits this one), to notice edits."""
+    def label_snapshot(self) -> np.ndarray | None:
+        """What differs after a label edit (`np.array_equal` compares two): the curated label
+        column as shown. Points features can be edited by hand, past the editor, so the column
+        itself is compared; None when the layer has no label column."""
         features = self.layer.features
         return col.display_labels(features["label"].to_numpy()) if "label" in features.columns else None
+
+    def curated_labels(self) -> list[str]:
+        """The curated labels (column "label") some spot holds, in natural order."""
+        features = self.layer.features
+        return col.label_categories(features["label"].to_numpy()) if "label" in features.columns else []
 
     def show_labels(self, palette: col.LabelPalette) -> None:
         """Colour by the state's label column, hover showing the label itself."""
@@ -283,6 +295,12 @@ class BinsColoring:
         if layer is not None:
             layer.colorbar.visible = visible
 
+    def shown_layer(self):
+        """The layer that shows the current colouring (its opacity is the widget's): the gene
+        layer in gene mode, else the bin-labels layer."""
+        gene_layer = self.gene_layer() if self.state.mode == "gene" else None
+        return gene_layer if gene_layer is not None else self.layer
+
     # -- gene
     def per_point(self, coloring: col.GeneColoring) -> np.ndarray:
         return coloring.values(self.slide)
@@ -300,17 +318,21 @@ class BinsColoring:
     def label_columns(self) -> list[str]:
         return ["label"]
 
-    def label_values(self) -> np.ndarray:
-        return self.editor.labels
-
     def legend_order(self) -> list[str] | None:
         return list(self.editor.categories())
 
     def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
-        return col.legend_entries(self.label_values(), palette, self.legend_order())
+        """From the editor's label counts, kept per edit: no pass over the bins."""
+        return col.legend_entries_from_counts(self.editor.label_counts(), palette, self.legend_order())
 
-    def edited_labels(self) -> np.ndarray:
-        return col.display_labels(self.label_values())
+    def label_snapshot(self) -> int:
+        """What differs after a label edit: the editor's revision (bins are labelled through the
+        editor only), so noticing an edit costs nothing at 600,000 bins."""
+        return self.editor.revision
+
+    def curated_labels(self) -> list[str]:
+        """The curated labels some bin holds, in natural order (from the editor's counts)."""
+        return col.label_categories(self.editor.label_counts())
 
     def show_labels(self, palette: col.LabelPalette) -> None:
         """Labels on the bin-labels layer, the gene layer out of the way."""

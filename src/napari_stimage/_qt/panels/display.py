@@ -31,17 +31,20 @@ class DisplayPanel(QWidget):
         self.opacity_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0.0, 1.0)
         self.opacity_slider.setValue(0.9)
-        self.opacity_slider.setToolTip("Spot opacity: lower it to see the tissue through the spots")
+        self.opacity_slider.setToolTip("Opacity of the spots, or of the bins' gene or label layer on show: lower it to see the tissue")
         self.opacity_slider.valueChanged.connect(host.set_opacity)
         looks.addWidget(QLabel("Opacity"))
         looks.addWidget(self.opacity_slider, 1)
         layout.addLayout(looks)
 
     def show_layer(self, layer, spot_style: str | None = None) -> None:
-        """The followed layer's slide, opacity and style (None: no layer)."""
+        """The followed layer's slide and style (None: no layer)."""
         if layer is None:
             self.slide_label.setText("Select a slide's spots layer")
             return
-        self.opacity_slider.setValue(float(layer.opacity))
         self.style_combo.setCurrentText(spot_style)
         self.style_combo.setEnabled(bin_grid_of(layer) is None)  # bins are the raster's squares: filled only
+
+    def show_opacity(self, layer) -> None:
+        """The opacity of `layer`, the one the slider acts on (`coloring.shown_layer()`)."""
+        self.opacity_slider.setValue(float(layer.opacity))
