@@ -26,24 +26,13 @@ def _pixel(viewer, shot, world):
     return shot[int(round((world[0] - cy) * zoom + h / 2)), int(round((world[1] - cx) * zoom + w / 2)), :3].astype(int)
 
 
-@pytest.fixture(params=[0.0, 4.0], ids=["square", "tilted-4deg"])
-def hd_paths(request, tmp_path, monkeypatch):
-    """A VisiumHD-shaped slide, square or tilted by 4 degrees, 6 bins missing from the count file."""
-    from napari_stimage.curation import bins
-    from napari_stimage.synthetic import write_synthetic_slide
-
-    monkeypatch.setattr(bins, "DENSE_GRID_MIN_SPOTS", 1000)
-    return write_synthetic_slide(tmp_path / "STimage-1K4M", name="Mouse_Brain_Synthetic_VisiumHD", tech="VisiumHD",
-                                 pitch=16.0, n_genes=20, layout="square", angle=request.param, missing_counts=6)
-
-
 @pytest.fixture
-def hd_viewer(hd_paths, make_napari_viewer):
+def hd_viewer(hd_lattice_paths, make_napari_viewer):
     """A shown viewer with the slide opened through the plugin and "Color spots" docked."""
     viewer = make_napari_viewer(show=True)
-    viewer.open(str(hd_paths.coord), plugin="napari-stimage")
+    viewer.open(str(hd_lattice_paths.coord), plugin="napari-stimage")
     _, widget = viewer.window.add_plugin_dock_widget("napari-stimage", "Color spots")
-    return viewer, widget, load_slide(hd_paths.coord)
+    return viewer, widget, load_slide(hd_lattice_paths.coord)
 
 
 def _only_visible(viewer, name):
@@ -52,15 +41,15 @@ def _only_visible(viewer, name):
     viewer.layers[name].opacity = 1.0
 
 
-def test_color_spots_shows_a_typed_gene_on_the_bins(hd_viewer, qtbot, hd_paths):
+def test_color_spots_shows_a_typed_gene_on_the_bins(hd_viewer, qtbot, hd_lattice_paths):
     viewer, widget, slide = hd_viewer
-    labels_layer = viewer.layers[f"{hd_paths.name} bin labels"]
+    labels_layer = viewer.layers[f"{hd_lattice_paths.name} bin labels"]
     assert widget.layer is unwrap(labels_layer)  # the widget follows the bins
     assert not widget.style_combo.isEnabled()  # filled / outline is for spots
     widget.non_expressing_combo.setCurrentText("colormap")
     widget.colormap_combo.setCurrentText("magma")
     _type_gene(qtbot, widget, "col1a1")  # typed in lower case, Enter picks the gene
-    gene_layer = viewer.layers[f"{hd_paths.name} gene"]
+    gene_layer = viewer.layers[f"{hd_lattice_paths.name} gene"]
     values = np.log1p(slide.gene_values("COL1A1"))
     state = widget.state()
     assert state.mode == "gene" and state.gene.genes == ("COL1A1",)
@@ -118,13 +107,13 @@ def test_color_spots_shows_a_typed_gene_on_the_bins(hd_viewer, qtbot, hd_paths):
     assert f"bin {slide.spots['spot_id'].iat[hot]}" in viewer.status
 
 
-def test_color_spots_label_mode_hides_and_solos_labels_on_the_bins(hd_viewer, qtbot, hd_paths):
+def test_color_spots_label_mode_hides_and_solos_labels_on_the_bins(hd_viewer, qtbot, hd_lattice_paths):
     viewer, widget, slide = hd_viewer
-    labels_layer = viewer.layers[f"{hd_paths.name} bin labels"]
+    labels_layer = viewer.layers[f"{hd_lattice_paths.name} bin labels"]
     _type_gene(qtbot, widget, "COL1A1")  # gene first: the label tab must put the labels back on top
     widget.tabs.setCurrentIndex(1)
     assert widget.state().mode == "label"
-    assert not viewer.layers[f"{hd_paths.name} gene"].visible
+    assert not viewer.layers[f"{hd_lattice_paths.name} gene"].visible
     _only_visible(viewer, labels_layer.name)
     viewer.reset_view()
     labels = slide.labels
@@ -159,14 +148,14 @@ def test_color_spots_label_mode_hides_and_solos_labels_on_the_bins(hd_viewer, qt
     assert after[hidden] == before[hidden] + 1 and after[kept] == before[kept] - 1
 
 
-def test_painting_bins_in_gene_mode_shows_the_labels_with_the_editors_counts(hd_viewer, qtbot, hd_paths, monkeypatch):
+def test_painting_bins_in_gene_mode_shows_the_labels_with_the_editors_counts(hd_viewer, qtbot, hd_lattice_paths, monkeypatch):
     """A paint stroke on the bin labels in gene mode: the widget switches to the labels and its
     legend counts the stroke, from the editor's counts, without a pass over every bin's label."""
     from napari_stimage import coloring as col
     from napari_stimage.viewer.bins import bin_labels_sync
 
     viewer, widget, slide = hd_viewer
-    labels_layer = unwrap(viewer.layers[f"{hd_paths.name} bin labels"])
+    labels_layer = unwrap(viewer.layers[f"{hd_lattice_paths.name} bin labels"])
     editor, sync = editor_for_layer(labels_layer), bin_labels_sync(labels_layer)
     _type_gene(qtbot, widget, "COL1A1")
     assert widget.state().mode == "gene" and widget.tabs.currentIndex() == 0
@@ -194,11 +183,11 @@ def test_painting_bins_in_gene_mode_shows_the_labels_with_the_editors_counts(hd_
     assert {e.label: e.count for e in widget.legend_entries()} == before
 
 
-def test_opacity_slider_acts_on_the_layer_on_show(hd_viewer, qtbot, hd_paths, tmp_path):
+def test_opacity_slider_acts_on_the_layer_on_show(hd_viewer, qtbot, hd_lattice_paths, tmp_path):
     """Gene mode shows the gene layer, label mode the bin labels: the slider sets and shows the
     opacity of the one on show, across tab switches and a change of the followed slide."""
     viewer, widget, slide = hd_viewer
-    labels_layer = viewer.layers[f"{hd_paths.name} bin labels"]
+    labels_layer = viewer.layers[f"{hd_lattice_paths.name} bin labels"]
     widget.tabs.setCurrentIndex(1)
     assert widget.state().mode == "label"
     assert widget.opacity_slider.value() == pytest.approx(labels_layer.opacity)
@@ -206,7 +195,7 @@ def test_opacity_slider_acts_on_the_layer_on_show(hd_viewer, qtbot, hd_paths, tm
     assert labels_layer.opacity == pytest.approx(0.3)
 
     _type_gene(qtbot, widget, "COL1A1")
-    gene_layer = viewer.layers[f"{hd_paths.name} gene"]
+    gene_layer = viewer.layers[f"{hd_lattice_paths.name} gene"]
     assert widget.opacity_slider.value() == pytest.approx(gene_layer.opacity)
     assert gene_layer.opacity != pytest.approx(0.3)
     widget.opacity_slider.setValue(0.6)

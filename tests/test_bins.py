@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_stimage.curation import bins as grid_model
 from napari_stimage.curation.bins import LabelRasterSync, detect_grid
@@ -77,6 +79,9 @@ class FakeEditor:
 
     def add_view(self, view):
         self.views.append(view)
+
+    def labels_at(self, idx):
+        return self.labels[idx]
 
     def assign(self, idx, label, description=None):
         idx = np.asarray(idx)
@@ -343,3 +348,57 @@ def test_editor_for_layer_binds_a_bin_labels_layer_on_first_use(hd_paths):
     assert sync is not None and sync.editor is editor and editor_for_layer(layer) is editor
     editor.assign([5, 6], "scripted")  # an edit from code shows on the raster
     assert set(layer.data[sync.grid.row[[5, 6]], sync.grid.col[[5, 6]]].tolist()) == {sync.code_of("scripted")}
+
+
+def _centres_inside(poly, shape):
+    """Brute force: every pixel centre of the raster tested against the polygon (even-odd)."""
+    from skimage.measure import points_in_poly
+
+    rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
+    centres = np.column_stack([rr.ravel(), cc.ravel()]).astype(float)
+    inside = points_in_poly(centres, poly)
+    return set(map(tuple, centres[inside].astype(int).tolist()))
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(3, 25))
+@settings(max_examples=60, deadline=None)
+def test_scanline_fill_finds_the_pixel_centres_inside_any_polygon(seed, n_vertices):
+    """Self-crossing, partly outside the raster, vertices anywhere (never exactly on a centre row)."""
+    from napari_stimage.curation.bins import pixels_in_polygon
+
+    rng = np.random.default_rng(seed)
+    shape = (40, 33)
+    poly = rng.uniform(-10, 50, size=(n_vertices, 2)) + 1e-7
+    rows, cols = pixels_in_polygon(poly, shape)
+    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == _centres_inside(poly, shape)
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == len(rows)  # each pixel once
+
+
+def test_grid_picks_bins_by_polygon_brush_and_point_on_a_tilted_lattice():
+    pos, _ = lattice(n_rows=30, n_cols=40, noise=0, angle=np.deg2rad(7))
+    grid = detect_grid(pos)
+    assert grid is not None and abs(grid.angle) > 0.05
+    square = np.array([[4.5, 5.5], [4.5, 12.5], [9.5, 12.5], [9.5, 5.5]])  # raster (row, col) corners
+    picked = grid.spots_in_polygon(square)
+    expected = np.flatnonzero((grid.row >= 5) & (grid.row <= 9) & (grid.col >= 6) & (grid.col <= 12))
+    assert picked.tolist() == expected.tolist()
+    brushed = grid.spots_near_path([[15, 10], [15, 20]], 1.0)
+    assert set(brushed.tolist()) == set(np.flatnonzero((abs(grid.row - 15) <= 1) & (grid.col >= 10) & (grid.col <= 20)).tolist()) | set(
+        np.flatnonzero((grid.row == 15) & ((grid.col == 9) | (grid.col == 21))).tolist())
+    k = 123
+    assert grid.spot_at((grid.row[k] + 0.3, grid.col[k] - 0.4)) == k
+    assert grid.spot_at((-3, 2)) == -1
+
+
+def test_selection_replaces_adds_removes_and_tells_its_listeners():
+    from napari_stimage.core.selection import Selection
+
+    selection, told = Selection(), []
+    selection.connect(lambda: told.append(selection.indices.tolist()))
+    selection.set([5, 3, 3, 9])
+    selection.set([1], "add")
+    selection.set([3, 7], "remove")
+    selection.set([1, 5, 9])  # unchanged: nobody is told
+    assert told == [[3, 5, 9], [1, 3, 5, 9], [1, 5, 9]]
+    with pytest.raises(ValueError, match="unknown selection mode"):
+        selection.set([1], "toggle")

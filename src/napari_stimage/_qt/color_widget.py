@@ -315,7 +315,8 @@ class ColorWidget(SlideLayerWidget):
         # the curation widget edits labels and emits features(): keep colours and legend current
         if self.layer is None:
             return
-        self._value_cache.clear()  # spot ids may have been edited: match points to spots again
+        if self.coloring.spot_ids_editable:
+            self._value_cache.clear()  # spot ids may have been edited: match points to spots again
         self._fill_label_columns()
         state = self.state()
         labels = self.coloring.label_snapshot()

@@ -324,9 +324,12 @@ class LabelRasterSync:
 
     def on_editor_change(self, indices) -> None:
         """Editor view: refresh the raster for the spots whose label changed (None = all)."""
-        labels = self.editor.labels
-        idx = np.arange(self.grid.n_spots) if indices is None else np.asarray(indices, dtype=np.int64)
-        values = labels[idx].tolist()
+        if indices is None:
+            idx = np.arange(self.grid.n_spots)
+            values = self.editor.labels.tolist()
+        else:  # only the edited spots: an edit of a few bins must not copy all 600k labels
+            idx = np.asarray(indices, dtype=np.int64)
+            values = self.editor.labels_at(idx).tolist()
         # one code_of call per distinct label, not per spot: 600k bins re-sync in milliseconds
         code_by_label = {value: self.code_of(value) for value in set(values)}
         self.codes[idx] = np.fromiter(map(code_by_label.__getitem__, values), self.codes.dtype, len(values))

@@ -63,6 +63,8 @@ def set_face_colors(layer, rgba: np.ndarray) -> None:
 class SpotsColoring:
     """The colouring of one spots Points layer (unwrapped)."""
 
+    spot_ids_editable = True  # the feature table holds the spot ids: an edit may re-match gene values
+
     def __init__(self, layer):
         self.layer = layer
         self.slide = slide_of(layer)
@@ -259,6 +261,8 @@ class BinsColoring:
     colorbar is that layer's own); labels on the bin-labels layer, in the label palette's colours,
     hidden labels transparent and protected in the slide's label editor.
     """
+
+    spot_ids_editable = False  # a label edit never changes which bin is which
 
     def __init__(self, layer, viewer):
         self.layer = layer
