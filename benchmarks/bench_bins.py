@@ -1,6 +1,7 @@
 """VisiumHD bins (issue 14): memory of opening a 600,000-bin x 18,000-gene slide and switching
-through 20 genes, before and after, measured in the same run; gene switch time; a lasso over
-600k bin centres.
+through 20 genes, before and after, measured in the same run; gene switch time; selecting bins
+(a lasso by point-in-polygon on the 600k centres, the naive way, against the scanline fill on
+the raster the Curate widget uses; a brush stroke) and labelling the selection.
 
     cd /work/main && .venv/bin/python benchmarks/bench_bins.py [--bins 600000] [--genes 18000] [--keep]
 
@@ -70,19 +71,47 @@ AFTER = OPEN + """
 LASSO = """
     import numpy as np
     from napari_stimage import load_slide
+    from napari_stimage import coloring as col
     from napari_stimage.core.selection import SpotIndex, points_in_polygon
+    from napari_stimage.curation.bins import bin_grid, LabelRasterSync
+    from napari_stimage.curation.editor import LabelEditor
     slide = load_slide(COORD)
+    grid = bin_grid(slide)
     pos = slide.positions
     centre, span = pos.mean(axis=0), np.ptp(pos, axis=0)
     a = np.linspace(0, 2 * np.pi, 400)  # a free-hand loop over about a third of the tissue
     loop = centre + np.c_[np.sin(a) * (1 + 0.2 * np.sin(7 * a)), np.cos(a)] * span * 0.3
-    times, n = [], 0
+    c, s = np.cos(grid.angle), np.sin(grid.angle)
+    def to_raster(points):  # image pixels -> raster (row, col), as napari's world_to_data does
+        return (np.asarray(points) - grid.origin) @ np.array([[c, -s], [s, c]]) / grid.pitch
+    naive, fast, n, m = [], [], 0, 0
     for _ in range(5):
-        t = time.perf_counter(); n = len(points_in_polygon(pos, loop)); times.append(time.perf_counter() - t)
+        t = time.perf_counter(); n = len(points_in_polygon(pos, loop)); naive.append(time.perf_counter() - t)
+        t = time.perf_counter(); picked = grid.spots_in_polygon(to_raster(loop)); fast.append(time.perf_counter() - t)
+        m = len(picked)
     t = time.perf_counter(); index = SpotIndex(pos); index_s = time.perf_counter() - t
     stroke = centre + np.c_[np.linspace(-1, 1, 60), np.sin(np.linspace(0, 6, 60))] * span * 0.2
     t = time.perf_counter(); brushed = len(index.near_path(stroke, 60.0)); brush_s = time.perf_counter() - t
-    done(seconds=float(np.median(times)), selected=n, index_seconds=index_s, brush_seconds=brush_s, brushed=brushed)
+    t = time.perf_counter(); grid_brushed = len(grid.spots_near_path(to_raster(stroke), 60.0 / grid.pitch))
+    grid_brush_first = time.perf_counter() - t
+    t = time.perf_counter(); grid.spots_near_path(to_raster(stroke), 60.0 / grid.pitch); grid_brush = time.perf_counter() - t
+    # a key press on that selection: hidden labels left out, one assign, the raster and legend follow
+    editor = LabelEditor(slide.spots["spot_id"].astype(str).tolist(), autosave=False)
+    sync = LabelRasterSync(grid, editor)
+    editor.add_view(sync.on_editor_change)
+    editor.assign(np.arange(0, grid.n_spots, 3), "stroma")
+    editor.set_hidden_labels(["stroma"])
+    t = time.perf_counter()
+    shown, skipped = editor.split_hidden(picked)
+    changed = editor.assign(shown, "tumour")
+    entries = col.legend_entries_from_counts(editor.label_counts(), col.LabelPalette(), editor.categories())
+    key_s = time.perf_counter() - t
+    t = time.perf_counter(); mask = np.zeros(grid.shape, np.uint8); mask.reshape(-1)[grid.flat_index[picked]] = 1
+    mask_s = time.perf_counter() - t
+    done(seconds=float(np.median(naive)), fast=float(np.median(fast)), selected=n, selected_fast=m, index_seconds=index_s,
+         brush_seconds=brush_s, brushed=brushed, grid_brush_first=grid_brush_first, grid_brush=grid_brush,
+         grid_brushed=grid_brushed, key_seconds=key_s, changed=changed, skipped=skipped, mask_seconds=mask_s,
+         legend=len(entries))
 """
 
 
@@ -119,9 +148,15 @@ def main(argv=None) -> int:
               f" raster {after['shape']}, gene cache {after['cache_mb']:.0f} MB for {after['cached']} genes,"
               f" revisit {after['revisit'] * 1000:.1f} ms)")
         lasso = measure(LASSO.replace("COORD", repr(str(coord))), cache)
-        print(f"  lasso over {args.bins:,} bin centres: {lasso['seconds'] * 1000:.0f} ms ({lasso['selected']:,} bins);"
-              f" brush index {lasso['index_seconds']:.2f} s once, stroke {lasso['brush_seconds'] * 1000:.0f} ms"
-              f" ({lasso['brushed']:,} bins)")
+        print(f"  lasso over {args.bins:,} bins (400 vertices): naive point-in-polygon on the centres "
+              f"{lasso['seconds'] * 1000:.0f} ms ({lasso['selected']:,} bins), scanline fill on the raster "
+              f"{lasso['fast'] * 1000:.1f} ms ({lasso['selected_fast']:,} bins): {lasso['seconds'] / lasso['fast']:.0f}x")
+        print(f"  brush stroke: k-d tree on image pixels {lasso['index_seconds']:.2f} s once + {lasso['brush_seconds'] * 1000:.0f} ms"
+              f" ({lasso['brushed']:,} bins); on the raster {lasso['grid_brush_first']:.2f} s first, then"
+              f" {lasso['grid_brush'] * 1000:.0f} ms ({lasso['grid_brushed']:,} bins)")
+        print(f"  key 1 on the lasso's selection: {lasso['key_seconds'] * 1000:.0f} ms ({lasso['changed']:,} bins labelled,"
+              f" {lasso['skipped']:,} hidden skipped, raster and legend updated); selection outline raster"
+              f" {lasso['mask_seconds'] * 1000:.1f} ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not args.keep:
