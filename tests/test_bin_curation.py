@@ -169,3 +169,23 @@ def test_hidden_labels_are_protected_and_the_selection_labelled_and_saved(hd_use
     for k in range(grid.n_spots):
         if ids[k] in saved:
             assert saved[ids[k]] == (hidden if labels[k] == hidden else "tertiary lymphoid")
+
+
+def test_the_outline_goes_with_its_layer_and_the_dock_gives_alt_zoom_back(hd_user):
+    user, curate, viewer = hd_user, hd_user.curate, hd_user.viewer
+    user.click(curate, "Lasso")
+    assert not any(getattr(cb, "__name__", "") == "drag_to_zoom" for cb in viewer.mouse_drag_callbacks)
+    curate.set_selection(np.arange(40))
+    assert f"{user.layer.name} selection" in viewer.layers and "selection stroke" in viewer.layers
+
+    # closing the dock (its title bar's X hides it) leaves no drawing tool behind
+    dock = viewer.window.dock_widgets["Curate labels (napari-stimage)"].parent()
+    dock.hide()
+    assert "selection stroke" not in viewer.layers
+    assert any(getattr(cb, "__name__", "") == "drag_to_zoom" for cb in viewer.mouse_drag_callbacks)
+    dock.show()
+
+    # removing the bin labels takes their selection outline with them
+    viewer.layers.remove(user.layer)
+    assert [layer.name for layer in viewer.layers if "selection" in layer.name] == []
+    assert curate.target is None and curate.selection_count.text() == "0 selected"
