@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napari_stimage import coloring as col
-from napari_stimage.core.labels import UNLABELLED, is_unlabelled, label_categories
+from napari_stimage.core.labels import UNLABELLED, label_categories
 
 
 def test_transforms_match_scanpy_definitions():
@@ -326,26 +326,10 @@ def test_legend_entries_in_a_given_order(tmp_path):
     assert np.array_equal(col.hide_spots(np.ones((2, 4)), np.array([True, False]))[:, 3], [1, 0])
 
 
-def _legend_entries_before_counts(values, palette, order=None):
-    """`legend_entries` as it was before it was built from counts: the oracle of the refactor."""
-    shown = col.display_labels(values)
-    names, counts = np.unique(shown.astype(str), return_counts=True) if len(shown) else ([], [])
-    count_of = dict(zip(names, (int(c) for c in counts), strict=True))
-    present = label_categories(shown[shown != UNLABELLED])
-    if order is not None:
-        listed = [str(label) for label in dict.fromkeys(order) if not is_unlabelled(label) and label != UNLABELLED]
-        present = listed + [label for label in present if label not in set(listed)]
-    if count_of.get(UNLABELLED):
-        present.append(UNLABELLED)
-    colors = palette.colors(present)
-    return [col.LegendEntry(label, colors[label], count_of.get(label, 0), label == UNLABELLED) for label in present]
-
-
 label_value = st.one_of(
     st.none(), st.just(float("nan")), st.just(""), st.just(UNLABELLED), st.integers(0, 3),
     st.sampled_from(["L1", "L2", "L10", "a", "B", "TLS", "nan", " "]),
-    # no NUL: the code before counts (a numpy str array) dropped trailing NULs, so miscounted them
-    st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=3),
+    st.text(max_size=3),  # NUL included: labels are counted as written
 )
 
 
@@ -354,7 +338,7 @@ label_value = st.one_of(
        order=st.one_of(st.none(), st.lists(st.one_of(label_value, st.just("gone")), max_size=5)))
 def test_legend_entries_from_counts_equal_legend_entries_from_values(values, order):
     """Counts keyed by raw labels (None, NaN, "" and UNLABELLED all unlabelled, zero counts
-    left out) give the entries of the labels themselves, and those of the code before counts."""
+    left out) give the entries of the labels themselves."""
     from collections import Counter
 
     palette = col.LabelPalette(user_colors=False)
@@ -362,7 +346,6 @@ def test_legend_entries_from_counts_equal_legend_entries_from_values(values, ord
     counts["never held"] = 0
     from_values = col.legend_entries(values, palette, order)
     assert col.legend_entries_from_counts(counts, palette, order) == from_values
-    assert from_values == _legend_entries_before_counts(values, palette, order)
     assert sum(e.count for e in from_values) == len(values)
 
 
