@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import anndata as ad
@@ -5,6 +6,13 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# CI explores the same examples on every run (a red CI then means a change broke something, not
+# that the search got lucky); a developer's run keeps searching new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 

@@ -427,3 +427,19 @@ def test_label_counts_of_a_large_edit_and_its_undo(tmp_path):
     assert editor.label_counts() == expected and editor.revision == 4
     editor.label_counts()["even"] = 0  # a copy: the editor's counts stay
     assert editor.label_counts() == expected
+
+
+def test_an_undo_after_saving_survives_a_crash(tmp_path):
+    """The file holds the saved edit; the undo after it is unsaved and must come back on recovery."""
+    path = tmp_path / "S_anno.csv"
+    path.write_bytes(b",label\nS_A-1,L1\nS_B-1,L2\n")
+    editor = LabelEditor(["S_A-1", "S_B-1"], read_annotation(path))
+    editor.assign([0], "tumour")
+    editor.save()
+    editor.undo()  # S_A-1 back to L1: unsaved, the file still says tumour
+    assert editor.dirty and read_annotation(path).first_labels()["S_A-1"] == "tumour"
+    again = LabelEditor(["S_A-1", "S_B-1"], read_annotation(path))  # the next session, after a crash
+    recovery = again.find_recovery()
+    assert recovery is not None and recovery.labels == {"S_A-1": "L1"}
+    again.apply_recovery(recovery)
+    assert again.labels.tolist() == ["L1", "L2"]

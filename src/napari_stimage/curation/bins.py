@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from ..core.labels import is_unlabelled, unlabelled_mask
+from ..core.selection import unique_indices
 
 DENSE_GRID_MIN_SPOTS = 50_000  # below this, Points stay fast enough and keep per-spot hover
 _MAX_RESIDUAL = 0.25  # of the pitch: how far a spot may sit from its lattice node
@@ -338,8 +339,8 @@ class LabelRasterSync:
     def _assign_codes(self, spots: np.ndarray, codes: np.ndarray, description: str | None = None) -> int:
         """One `editor.assign` per distinct code among `spots` (whose new codes are `codes`)."""
         total = 0
-        for code in np.unique(codes).tolist():
-            chosen = np.unique(spots[codes == code])
+        for code in unique_indices(codes).tolist():
+            chosen = unique_indices(spots[codes == code])
             chosen = chosen[self.codes[chosen] != code]
             if chosen.size:
                 self.codes[chosen] = code

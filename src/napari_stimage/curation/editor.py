@@ -41,6 +41,7 @@ import numpy as np
 from ..core.errors import SlideError, StorageWarning
 from ..core.keys import path_key
 from ..core.labels import is_unlabelled, label_categories
+from ..core.selection import unique_indices
 from ..core.storage import atomic_write_bytes, atomic_write_text
 from ..io.stimage.annotation import (
     AnnotationTable,
@@ -180,6 +181,7 @@ class LabelEditor:
         first = self.table.first_labels()
         self._original = np.array([first.get(s) for s in self.spot_ids], dtype=object)
         self._labels = self._original.copy()
+        self._on_disk = self._original  # the labels the file holds since its last save: recovery's base
         # spots per label (None = unlabelled), kept by `_set_labels`: the legend reads it per edit
         self._counts: Counter = Counter(self._labels.tolist())
         self.revision = 0  # bumped by every change of a label (`_set_labels`)
@@ -283,7 +285,7 @@ class LabelEditor:
     def split_hidden(self, spot_indices) -> tuple[np.ndarray, int]:
         """The spots of `spot_indices` whose label is not hidden (sorted, unique), and how many
         were left out because it is."""
-        idx = np.unique(np.asarray(spot_indices, dtype=np.int64).ravel())
+        idx = unique_indices(spot_indices)
         if not self.hidden_labels or idx.size == 0:
             return idx, 0
         from ..core.labels import visible_mask
@@ -309,6 +311,11 @@ class LabelEditor:
         differ = np.flatnonzero(self._labels != self._original)
         return {self.spot_ids[i]: self._labels[i] for i in differ}
 
+    def _unsaved_changes(self) -> dict[str, str | None]:
+        """Spot id -> label for every spot whose label differs from the file as last saved."""
+        differ = np.flatnonzero(self._labels != self._on_disk)
+        return {self.spot_ids[i]: self._labels[i] for i in differ}
+
     # -- views ---------------------------------------------------------------------------------
     def add_view(self, view: View) -> None:
         self._views.append(view)
@@ -328,13 +335,13 @@ class LabelEditor:
             if raw.shape != self._labels.shape:
                 raise IndexError(f"a boolean mask must have one entry per spot ({len(self._labels)})")
             raw = np.flatnonzero(raw)
-        idx = np.unique(raw.astype(np.int64).ravel())
+        idx = unique_indices(raw)
         if idx.size and (idx[0] < 0 or idx[-1] >= len(self._labels)):
             raise IndexError(f"spot indices must be in 0..{len(self._labels) - 1}")
         if self._same_id is not None and idx.size:
             extra = [self._same_id[i] for i in idx.tolist() if i in self._same_id]
             if extra:
-                idx = np.unique(np.concatenate([idx, *extra]))
+                idx = unique_indices(np.concatenate([idx, *extra]))
         return idx
 
     def assign(self, spot_indices, label: str | None, description: str | None = None) -> int:
@@ -470,6 +477,7 @@ class LabelEditor:
             expected=self.fingerprint if same_file else None,
             check_changed=not force,
             undo_top=top,
+            labels=self._labels.copy(),
         )
 
     def finish_save(self, job: SaveJob, fingerprint: Fingerprint) -> None:
@@ -480,6 +488,8 @@ class LabelEditor:
         self.fingerprint = fingerprint
         save_label_order(self.path, self._category_order)
         self._saved_top = job.undo_top
+        # what the file now holds: an undo after this save is an unsaved change that recovery must keep
+        self._on_disk = job.labels
         self._saved_reachable = job.undo_top is None or job.undo_top in self._undo
         if not self.dirty:
             self.discard_recovery()
@@ -526,7 +536,7 @@ class LabelEditor:
             "annotation_path": str(self.path),
             "slide": self.slide_name,
             "saved_at": time.time(),
-            "labels": self.changes(),
+            "labels": self._unsaved_changes(),
         }
         try:
             atomic_write_bytes(self.recovery_path, json.dumps(payload, ensure_ascii=True).encode("ascii"))
@@ -596,6 +606,7 @@ class SaveJob:
     expected: Fingerprint | None
     check_changed: bool
     undo_top: _Step | None
+    labels: np.ndarray  # every spot's label as written, so the editor knows what the file holds
     append_unlabelled: bool = False  # a new file: unlabelled spots get a row too
 
     def run(self) -> Fingerprint:
