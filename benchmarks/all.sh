@@ -12,4 +12,5 @@ xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_gene_s
 xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_tool_switch.py
 .venv/bin/python benchmarks/bench_bins.py
 .venv/bin/python benchmarks/bench_legend.py
+xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_bin_selection.py
 .venv/bin/python benchmarks/bench_predictions.py
