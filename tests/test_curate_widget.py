@@ -245,8 +245,9 @@ def test_rectangle_selects_and_alt_removes_and_redo_key(curate, qtbot, slide):
     _drag(viewer, [lo, lo + [100, 150], lo + [200, 300]], qtbot,
           before_release=lambda: shown.extend(viewer.layers["selection stroke"].data))
     assert len(shown) == 1  # the outline shows while dragging: the box from press to pointer
-    np.testing.assert_allclose(sorted(map(tuple, shown[0])), sorted([(y, x) for y in (lo[0], lo[0] + 200) for x in (lo[1], lo[1] + 300)]),
+    np.testing.assert_allclose(sorted(map(tuple, shown[0][:-1])), sorted([(y, x) for y in (lo[0], lo[0] + 200) for x in (lo[1], lo[1] + 300)]),
                                atol=1.0)
+    np.testing.assert_array_equal(shown[0][0], shown[0][-1])  # a closed outline
     pos = slide.positions
     box = np.flatnonzero(np.all((pos >= lo) & (pos <= lo + [200, 300]), axis=1))
     assert box.size > 3 and widget.selection.tolist() == box.tolist()
