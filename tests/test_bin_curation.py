@@ -178,6 +178,19 @@ def test_the_outline_goes_with_its_layer_and_the_dock_gives_alt_zoom_back(hd_use
     curate.set_selection(np.arange(40))
     assert f"{user.layer.name} selection" in viewer.layers and "selection stroke" in viewer.layers
 
+    # a gene shown after the selection was made: the next selection change puts the outline back on top
+    user.type_gene("COL1A1")
+    assert viewer.layers[-1].name == f"{user.slide.name} gene"
+    curate.set_selection(np.arange(50))
+    assert viewer.layers[-1].name == f"{user.layer.name} selection"
+    # and a drag raises the stroke above the gene too, so the lasso shows while it is drawn
+    viewer.layers.move(viewer.layers.index(viewer.layers[f"{user.slide.name} gene"]), len(viewer.layers))
+    lo, span = user.centres.min(axis=0), np.ptp(user.centres, axis=0)
+    user.drag([lo + span * f for f in ([0.2, 0.2], [0.2, 0.4], [0.4, 0.4], [0.2, 0.2])])
+    names = [layer.name for layer in viewer.layers]
+    assert names.index("selection stroke") > names.index(f"{user.slide.name} gene")
+    assert viewer.layers.selection.active is user.layer
+
     # closing the dock (its title bar's X hides it) leaves no drawing tool behind
     dock = viewer.window.dock_widgets["Curate labels (napari-stimage)"].parent()
     dock.hide()

@@ -33,7 +33,7 @@ from ..core.labels import is_unlabelled, label_categories
 from ..core.selection import Selection
 from ..curation.bins import BinGrid, LabelRasterSync
 from ..curation.editor import LabelEditor
-from .following import HELPER_KEY, contains_layer, placed_like, unwrap
+from .following import HELPER_KEY, contains_layer, placed_like, raise_to_top, unwrap
 from .metadata import EDITOR_KEY, SLIDE_KEY, slide_of
 
 
@@ -276,6 +276,7 @@ def draw_bin_selection(viewer, layer) -> None:
     mask.reshape(-1)[grid.flat_index[indices]] = 1
     if shown is not None:
         shown.data = mask
+        raise_to_top(viewer, shown)
         return
     colors = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: SELECTION_COLOR})
     shown = unwrap(viewer.add_labels(

@@ -39,6 +39,16 @@ def placed_like(layer) -> dict:
     }
 
 
+def raise_to_top(viewer, layer) -> None:
+    """Put a helper layer above every other (a layer added since, such as a gene layer, would
+    hide it); unfollowed changes are the caller's business (`LayerFollower.quiet`)."""
+    layer = unwrap(layer)
+    layers = viewer.layers
+    index = next((i for i, other in enumerate(layers) if unwrap(other) is layer), None)
+    if index is not None and index != len(layers) - 1:
+        layers.move(index, len(layers))
+
+
 def contains_layer(layers, layer) -> bool:
     """`layer` is one of `layers`, by identity of the unwrapped objects."""
     layer = unwrap(layer)

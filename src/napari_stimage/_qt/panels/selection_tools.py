@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...viewer.canvas import camera, restore_alt_drag_zoom, suspend_alt_drag_zoom
-from ...viewer.following import HELPER_KEY, placed_like, unwrap
+from ...viewer.following import HELPER_KEY, placed_like, raise_to_top, unwrap
 from ...viewer.targets import SPOT_TOOL_TIPS, TOOL_TITLES, TOOLS
 
 STROKE_LAYER_NAME = "selection stroke"
@@ -205,6 +205,9 @@ class SelectionToolsPanel(QGroupBox):
         tool, target = self.tool, self.host.target
         if target is None or tool not in target.drag_tools or layer is not target.layer or layer.mode != "pan_zoom":
             return  # another mode picked in the layer controls wins over the drawing tool
+        if self._stroke is not None:
+            with self.host.follower.quiet():
+                raise_to_top(self.host.viewer, self._stroke)  # above a layer added since the tool was chosen
         modifiers = {str(getattr(m, "name", m)).lower() for m in (event.modifiers or ())}
         mode = "add" if "shift" in modifiers else "remove" if "alt" in modifiers else "replace"
         path = [np.asarray(event.position, dtype=np.float64)]
