@@ -411,7 +411,6 @@ def _gene_suggestions(slide, genes_text: str | None) -> str:
 
 
 def _cmd_render(args) -> int:
-
     from .io.registry import load_slide
 
     problem = _check_colormap(args.colormap)
@@ -450,7 +449,6 @@ def _cmd_render(args) -> int:
     return 0
 
 
-
 def _save_png(image: np.ndarray, out: str, detail: str = "") -> None:
     from PIL import Image
 
@@ -460,7 +458,6 @@ def _save_png(image: np.ndarray, out: str, detail: str = "") -> None:
 
 
 def _cmd_render_side_by_side(args) -> int:
-
     from .io.registry import load_slide
 
     if not args.gene or args.label or args.compare or args.predictions:
@@ -481,7 +478,6 @@ def _cmd_render_side_by_side(args) -> int:
 
 
 def _cmd_render_comparison(args) -> int:
-
     from .io.predictions import load_predictions
     from .io.registry import load_slide
 

@@ -308,12 +308,12 @@ class LabelEditor:
 
     def changes(self) -> dict[str, str | None]:
         """Spot id -> label for every spot whose label differs from the loaded file."""
-        differ = np.flatnonzero(self._labels != self._original)
-        return {self.spot_ids[i]: self._labels[i] for i in differ}
+        return self._changes_since(self._original)
 
-    def _unsaved_changes(self) -> dict[str, str | None]:
-        """Spot id -> label for every spot whose label differs from the file as last saved."""
-        differ = np.flatnonzero(self._labels != self._on_disk)
+    def _changes_since(self, base: np.ndarray) -> dict[str, str | None]:
+        """Spot id -> label for every spot whose label differs from `base` (the file as loaded,
+        or as last saved for the recovery file)."""
+        differ = np.flatnonzero(self._labels != base)
         return {self.spot_ids[i]: self._labels[i] for i in differ}
 
     # -- views ---------------------------------------------------------------------------------
@@ -536,7 +536,7 @@ class LabelEditor:
             "annotation_path": str(self.path),
             "slide": self.slide_name,
             "saved_at": time.time(),
-            "labels": self._unsaved_changes(),
+            "labels": self._changes_since(self._on_disk),
         }
         try:
             atomic_write_bytes(self.recovery_path, json.dumps(payload, ensure_ascii=True).encode("ascii"))

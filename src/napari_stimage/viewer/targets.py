@@ -80,17 +80,16 @@ class _Target:
     tool_tips: dict
     drag_tools: tuple[str, ...]  # tools handled by the widget's drag callback in pan_zoom mode
     paints = False  # napari's own tools paint labels on the layer (`paint_with`)
+    tools_title: str
+    clear_tip: str
     assign_title = "Label the selection"
     assign_text = "Assign"
+    empty_key_hint = "Keys 1-9 assign labels once the slide has some"
 
     def __init__(self, layer, editor: LabelEditor):
         self.layer = layer
         self.slide = slide_of(layer)
         self.editor = editor
-
-    tools_title: str
-    clear_tip: str
-    empty_key_hint = "Keys 1-9 assign labels once the slide has some"
 
     def known_labels(self) -> list[str]:
         """The labels a typed label is compared with."""
@@ -114,7 +113,7 @@ class _Target:
     def to_data(self, world_points) -> np.ndarray:
         """(n, 2) positions in the layer's data coordinates of world positions (napari's order)."""
         world = np.atleast_2d(np.asarray(world_points, dtype=np.float64))
-        return np.array([self.layer.world_to_data(point) for point in world], dtype=np.float64).reshape(-1, world.shape[1])[:, -2:]
+        return np.array([self.layer.world_to_data(point) for point in world], dtype=np.float64)[:, -2:]
 
     def rectangle(self, world_a, world_b) -> np.ndarray:
         """The 4 corners, in data coordinates, of the screen-aligned rectangle with corners a and b."""

@@ -134,10 +134,10 @@ class SelectionToolsPanel(QGroupBox):
         return target.selection if target is not None else np.empty(0, np.int64)
 
     def set_selection(self, indices, mode: str = "replace") -> None:
+        """Select on the target; its selection event updates the count and the outline."""
         target = self.host.target
         if target is not None:
             target.set_selection(indices, mode)
-            self.update_selection_count()
 
     def _on_selection_changed(self, event=None) -> None:
         self.update_selection_count()
