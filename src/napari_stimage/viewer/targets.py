@@ -104,7 +104,7 @@ class _Target:
         return False
 
     def watch_brush_label(self, callback) -> None:
-        """Call `callback` when napari's label spinner changes (layers that paint)."""
+        """Call `callback` when napari's label spinner or painting mode changes (layers that paint)."""
 
     def unwatch_brush_label(self, callback) -> None:
         pass
@@ -335,10 +335,13 @@ class BinsTarget(_Target):
         return code
 
     def watch_brush_label(self, callback) -> None:
+        """napari's label spinner and the layer's mode: painting may begin with any brush label."""
         self.layer.events.selected_label.connect(callback)
+        self.layer.events.mode.connect(callback)
 
     def unwatch_brush_label(self, callback) -> None:
         self.layer.events.selected_label.disconnect(callback)
+        self.layer.events.mode.disconnect(callback)
 
     def selected_label_name(self) -> str | None:
         """The label napari's label spinner paints with (None for the background)."""

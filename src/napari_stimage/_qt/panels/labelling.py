@@ -17,6 +17,7 @@ class LabellingPanel(QWidget):
     def __init__(self, host):
         super().__init__()
         self.host = host
+        self._brush_shown: tuple[str, int] | None = None  # napari's (mode, brush code) the box last showed
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.assign_box = QGroupBox("Label the selection")
@@ -176,7 +177,21 @@ class LabellingPanel(QWidget):
             self.paint_with(self.label_input.itemText(index))
 
     def on_selected_label(self, event=None) -> None:
-        """napari's label spinner changed (bins): show the label that code paints."""
-        name = self.host.target.selected_label_name()
+        """napari's brush changed (bins): while napari paints, the box shows the label its brush paints.
+
+        Only a real change counts (another code, or painting just began): napari re-emits the
+        spinner's event on every colour refresh, e.g. after each Assign, and that must never put
+        another label in the box than the one the next Assign gives. Outside painting the box is
+        the user's alone.
+        """
+        target = self.host.target
+        if target is None or not target.is_painting():
+            self._brush_shown = None
+            return
+        brush = (target.layer.mode, int(target.layer.selected_label))
+        if brush == self._brush_shown:
+            return
+        self._brush_shown = brush
+        name = target.selected_label_name()
         if name is not None and self.label_input.currentText() != name:
             self.label_input.setEditText(name)
