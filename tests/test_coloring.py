@@ -270,9 +270,12 @@ def test_a_label_has_the_same_colour_whatever_else_is_on_the_slide(tmp_path):
     clash = palette.colors(["TLS", a])  # TLS is built-in yellow: the other label moves, TLS never
     assert clash["TLS"] == "#ffd600" and clash[a] != "#ffd600"
     b, c = [lab for lab in free if palette.default_color(lab) == palette.default_color(free[0])][:2]
-    first, second = sorted([b, c], key=lambda s: label_categories([s])[0])
-    pair = palette.colors([second, first])
-    assert pair[first] == palette.default_color(first) and pair[second] != pair[first]
+    # of two labels that share a hashed colour, the one earlier in curation order keeps it: a
+    # label created later (appended to the order) never takes an existing label's colour
+    pair = palette.colors([b, c])
+    assert pair[b] == palette.default_color(b) and pair[c] != pair[b]
+    pair = palette.colors([c, b])
+    assert pair[c] == palette.default_color(c) and pair[b] != pair[c]
 
 
 def test_colour_preferences_live_in_the_config_folder(monkeypatch, tmp_path):

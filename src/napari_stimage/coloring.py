@@ -12,6 +12,7 @@ same slide, gene and settings give the same colours on screen and in a rendered 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import re
@@ -505,8 +506,10 @@ def _write_json(path: Path, data) -> None:
 # 9.5 apart, every colour at least 12 from H&E pink and purple and from the neutrals below, all
 # twelve at least 13 apart in normal vision. tests/test_coloring.py measures it.
 LABEL_PALETTE = (
-    "#40c4ff", "#76ff03", "#7c4dff", "#d55e00", "#009e73", "#fff59d", "#bf360c", "#e69f00",
-    "#ff5252", "#00c853", "#ffd600", "#0091ea",
+    # olive (3rd) and brown (12th) replaced a violet lost on purple tissue and a blue that napari's
+    # own selection highlight (#0099ff) hid; the slots stay, so no other label's hashed colour moved
+    "#40c4ff", "#76ff03", "#aaaa66", "#d55e00", "#009e73", "#fff59d", "#bf360c", "#e69f00",
+    "#ff5252", "#00c853", "#ffd600", "#663300",
 )
 UNLABELLED_COLOR = "#ffffff"
 
@@ -551,19 +554,74 @@ def hashed_palette_index(label: str) -> int:
     return int.from_bytes(digest[:4], "big") % len(LABEL_PALETTE)
 
 
+LABEL_COLOR_MEMORY_FOLDER = "label_colors"  # in the user data folder: one file per annotation file
+
+
+class LabelColorMemory:
+    """The colours one annotation file's labels were shown in, kept between sessions: a label keeps
+    its colour for as long as the file has it, whatever labels are created, merged or removed
+    beside it (`LabelPalette.for_annotation`). Best effort, as the label order: a data folder that
+    cannot be written only costs the memory, never a save. One object per file and process, so the
+    spots, the bins and the legend of a slide read the same colours."""
+
+    _open: dict[Path, LabelColorMemory] = {}
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.colors: dict[str, str] = {}
+        if path is None:
+            return
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # none yet, or damaged: the colours are resolved again and written afresh
+        if isinstance(loaded, dict):
+            self.colors = {str(k): str(v).lower() for k, v in loaded.items() if _is_hex_color(v)}
+
+    @classmethod
+    def of(cls, annotation_path: str | Path) -> LabelColorMemory:
+        key = Path(annotation_path).resolve()
+        memory = cls._open.get(key)
+        if memory is None:
+            from .core.errors import SlideError
+            from .io.cache import annotation_user_file
+
+            try:
+                path: Path | None = annotation_user_file(LABEL_COLOR_MEMORY_FOLDER, key)
+            except (OSError, SlideError):
+                path = None  # no usable data folder: remembered for this session only
+            memory = cls._open[key] = cls(path)
+        return memory
+
+    def remember(self, colors: Mapping[str, str]) -> None:
+        """Keep these label colours (written only when something changed)."""
+        if all(self.colors.get(label) == color for label, color in colors.items()):
+            return
+        self.colors.update(colors)
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                _write_json(self.path, self.colors)
+
+
+def _is_hex_color(value) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value) is not None
+
+
 class LabelPalette:
     """Label -> colour, the same on every slide and in every session.
 
     In order of precedence: a colour the user picked (kept in `label_colors.json` in the
     plugin's config folder; `user_colors=False` ignores them, for reproducible figures), the
-    built-in colour of the dataset's known labels (`BUILTIN_LABEL_COLORS`), else the palette
-    colour a hash of the label text picks. `colors()` documents the one case where a label's
-    colour depends on the other labels of the slide.
+    built-in colour of the dataset's known labels (`BUILTIN_LABEL_COLORS`), the colour an
+    annotation file's label was shown in before (`for_annotation`), else the palette colour a
+    hash of the label text picks. `colors()` documents the one case where a label's colour
+    depends on the other labels of the slide.
     """
 
     def __init__(self, path: str | Path | None = None, *, user_colors: bool = True):
         self.path = Path(path) if path is not None else _config_file(LABEL_COLORS_FILE)
         self.overrides: dict[str, str] = {}
+        self.memory: LabelColorMemory | None = None
         if not user_colors:
             return
         source = self.path if path is not None else _existing_preferences(LABEL_COLORS_FILE)
@@ -574,6 +632,15 @@ class LabelPalette:
         except (OSError, ValueError):
             pass  # no file yet, or a damaged one: start from the default colours
 
+    def for_annotation(self, annotation_path: str | Path | None) -> LabelPalette:
+        """This palette (the user's colours shared) remembering the colours of one annotation
+        file's labels (`LabelColorMemory`); itself when there is no file."""
+        if annotation_path is None:
+            return self
+        view = copy.copy(self)
+        view.memory = LabelColorMemory.of(annotation_path)
+        return view
+
     def default_color(self, label: str) -> str:
         """The colour a label has without user overrides or collisions: built-in, else hashed."""
         if label == UNLABELLED:
@@ -581,27 +648,33 @@ class LabelPalette:
         return BUILTIN_LABEL_COLORS.get(label) or LABEL_PALETTE[hashed_palette_index(label)]
 
     def colors(self, labels: Iterable[str]) -> dict[str, str]:
-        """Hex colour per label (UNLABELLED included when passed).
+        """Hex colour per label (UNLABELLED included when passed), `labels` in curation order
+        (`curation.editor.label_order_of`: a new label comes last).
 
-        A label's colour depends on the label alone (user colour, built-in colour or hashed
-        palette colour) with one exception: when its hashed colour is already taken on this
-        set of labels, by a user or built-in colour or by a hashed label earlier in natural
-        order (`labels.label_categories`), it takes the next palette colour not taken. Only
-        labels outside the built-in vocabularies ever move, only on slides where such a clash
-        happens, and the result never depends on the order the labels are passed in.
+        A label's colour depends on the label alone (user colour, built-in colour, remembered
+        colour or hashed palette colour) with one exception: when its hashed colour is already
+        taken on this set of labels, by a fixed colour or by a label earlier in `labels`, it takes
+        the next palette colour not taken. So a label created later never takes an existing
+        label's colour, and with a memory (`for_annotation`) the colour it got is kept for good.
         """
-        ordered = list(labels)
+        ordered = list(dict.fromkeys(labels))
         out: dict[str, str] = {}
         for label in ordered:
             if label in self.overrides:
                 out[label] = self.overrides[label]
             elif label == UNLABELLED or label in BUILTIN_LABEL_COLORS:
                 out[label] = self.default_color(label)
-        for label in label_categories(ordered):
+        used = set(out.values())
+        remembered = self.memory.colors if self.memory is not None else {}
+        for label in ordered:
+            color = remembered.get(label)
+            if label not in out and color is not None and color not in used:
+                out[label] = color
+                used.add(color)
+        for label in ordered:
             if label in out:
                 continue
             start = hashed_palette_index(label)
-            used = set(out.values())
             for step in range(len(LABEL_PALETTE)):
                 color = LABEL_PALETTE[(start + step) % len(LABEL_PALETTE)]
                 if color not in used:
@@ -609,6 +682,10 @@ class LabelPalette:
             else:
                 color = LABEL_PALETTE[start]  # more labels than colours: repeats are unavoidable
             out[label] = color
+            used.add(color)
+        if self.memory is not None:
+            fixed = set(self.overrides) | set(BUILTIN_LABEL_COLORS) | {UNLABELLED}
+            self.memory.remember({label: color for label, color in out.items() if label not in fixed})
         return out
 
     def set_color(self, label: str, color: str) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import coloring as col
 from .curation.bins import bin_grid
+from .curation.editor import label_order_of
 
 PANEL_WIDTH = 240  # the colorbar / legend panel right of the slide
 BACKGROUND = (255, 255, 255)
@@ -213,12 +214,17 @@ def render_slide(
         side = _colorbar_panel(height, coloring, coloring.contrast_limits) if panel else None
     elif label:
         values = slide.features([])[label_column].to_numpy() if label_column != "label" else slide.labels
-        palette = palette or col.LabelPalette()
-        rgba = col.label_colors(values, palette, hidden_labels)  # hidden spots: alpha 0, as on screen
+        order = None
+        if palette is None:  # the user's colours: the curated labels as the viewer shows them
+            palette = col.LabelPalette()
+            if label_column == "label":
+                path = slide.source.save_target.path
+                palette, order = palette.for_annotation(path), label_order_of(path, values)
+        rgba = col.label_colors(values, palette, hidden_labels, order)  # hidden spots: alpha 0, as on screen
         visible = col.visible_mask(values, hidden_labels)
         if panel:
             hidden = set(hidden_labels)
-            entries = [e for e in col.legend_entries(values, palette) if e.label not in hidden]
+            entries = [e for e in col.legend_entries(values, palette, order) if e.label not in hidden]
             side = _legend_panel(height, entries, label_column)
     else:
         rgba = np.tile(col.NON_EXPRESSING_GREY, (slide.n_spots, 1))

@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import SlideError, StorageWarning
-from ..core.keys import path_key
 from ..core.labels import is_unlabelled, label_categories
 from ..core.selection import unique_indices
 from ..core.storage import atomic_write_bytes, atomic_write_text
+from ..io.cache import annotation_user_file
 from ..io.stimage.annotation import (
     AnnotationTable,
     Fingerprint,
@@ -118,24 +118,13 @@ class Recovery:
         return f"{len(self.labels)} unsaved label change(s) of {self.slide} from {when}"
 
 
-def _user_file_for(folder_name: str, annotation_path: str | Path) -> Path:
-    """A file of the user data folder that belongs to one annotation file (keyed by its path)."""
-    from ..io.cache import data_dir
-
-    annotation_path = Path(annotation_path).resolve()
-    key = path_key(annotation_path)[:16]
-    folder = data_dir() / folder_name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{annotation_path.stem}-{key}.json"
-
-
 def recovery_path_for(annotation_path: str | Path) -> Path:
-    return _user_file_for("recovery", annotation_path)
+    return annotation_user_file("recovery", annotation_path)
 
 
 def label_order_path_for(annotation_path: str | Path) -> Path:
     """Where the hotkey order of an annotation file's labels is kept between sessions."""
-    return _user_file_for("label_order", annotation_path)
+    return annotation_user_file("label_order", annotation_path)
 
 
 def load_label_order(annotation_path: str | Path | None) -> list[str]:
@@ -147,6 +136,17 @@ def load_label_order(annotation_path: str | Path | None) -> list[str]:
     except (OSError, ValueError):  # SlideError too: an unusable data folder only costs the order
         return []
     return [str(label) for label in loaded] if isinstance(loaded, list) else []
+
+
+def label_order_of(annotation_path: str | Path | None, labels: Iterable) -> list[str]:
+    """The labels of a file in the order its curation shows them (legend, drop-down, keys 1-9,
+    and which label keeps its colour when two would share one): the order kept at the file's
+    last save, then the other labels in natural order (`labels.label_categories`)."""
+    in_file = label_categories(labels)
+    present = set(in_file)
+    kept = [label for label in dict.fromkeys(load_label_order(annotation_path)) if label in present]
+    listed = set(kept)
+    return kept + [label for label in in_file if label not in listed]
 
 
 def save_label_order(annotation_path: str | Path, order: list[str]) -> None:
@@ -188,9 +188,7 @@ class LabelEditor:
         # hotkeys 1-9 must not change meaning, mid-session or across a save and reopen: the file's
         # labels in the order kept at its last save, the others in natural order, then each new
         # label appended when first assigned
-        in_file = label_categories(self._original)
-        kept = [label for label in load_label_order(self.path) if label in in_file]
-        self._category_order: list[str] = kept + [label for label in in_file if label not in kept]
+        self._category_order: list[str] = label_order_of(self.path, self._original)
         self._known_labels: set[str] = set(self._category_order)
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []

@@ -115,6 +115,15 @@ def data_dir() -> Path:
     return _user_dir(DATA_ENV, "data")
 
 
+def annotation_user_file(folder_name: str, annotation_path: str | Path) -> Path:
+    """A file of the user data folder that belongs to one annotation file (keyed by its resolved
+    path): its recovery, its label order, the colours its labels were shown in."""
+    annotation_path = Path(annotation_path).resolve()
+    folder = data_dir() / folder_name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{annotation_path.stem}-{path_key(annotation_path)[:16]}.json"
+
+
 def config_dir() -> Path:
     """Preferences: label colours, recent genes."""
     return _user_dir(CONFIG_ENV, "config")

@@ -50,13 +50,14 @@ class LabelsLayerSync(LabelRasterSync):
     def color_dict(self) -> dict:
         """Code -> colour from the shared label palette (`coloring.LabelPalette`), 0 transparent.
 
-        The colour set is resolved over the labels in use plus the ones known to this raster,
-        as the label legend does, so a label has the same colour on bins as on spots.
+        The colour set is resolved over the labels in curation order plus the ones known to this
+        raster, with the annotation file's remembered colours, as the label legend does, so a
+        label has the same colour on bins as on spots and in the legend.
         Labels the editor hides (`LabelEditor.set_hidden_labels`, the legend's hide/solo) are
         transparent, as their spots are; call `refresh_colors()` after changing them.
         """
-        in_use = label_categories([*self.editor.categories(), *self.categories])
-        colors = LabelPalette().colors(in_use)
+        in_use = [*self.editor.categories(), *label_categories(self.categories)]
+        colors = LabelPalette().for_annotation(self.editor.path).colors(in_use)
         hidden = getattr(self.editor, "hidden_labels", frozenset())
         out = {None: "#808080", 0: "transparent"}  # None: a code napari made up before it is named
         out.update({k + 1: "transparent" if label in hidden else colors[label]

@@ -166,8 +166,14 @@ class SpotsColoring:
         editor = editor_for_layer(self.layer, create=False)
         return list(editor.categories()) if editor is not None else None
 
+    def label_palette(self, palette: col.LabelPalette) -> col.LabelPalette:
+        """`palette` remembering the colours of the curated labels' file (`LabelColorMemory`), so a
+        label keeps its colour while labels come and go; other label columns use it as it is."""
+        editor = editor_for_layer(self.layer, create=False) if self.state.label_column == "label" else None
+        return palette.for_annotation(editor.path) if editor is not None else palette
+
     def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
-        return col.legend_entries(self.label_values(), palette, self.legend_order())
+        return col.legend_entries(self.label_values(), self.label_palette(palette), self.legend_order())
 
     def label_snapshot(self) -> np.ndarray | None:
         """What differs after a label edit (`np.array_equal` compares two): the curated label
@@ -194,7 +200,7 @@ class SpotsColoring:
         `shown` is set too, so that napari's own tools skip hidden spots where they honour it."""
         layer, state = self.layer, self.state
         values = self.label_values()
-        self.paint(col.label_colors(values, palette, state.hidden_labels, self.legend_order()))
+        self.paint(col.label_colors(values, self.label_palette(palette), state.hidden_labels, self.legend_order()))
         visible = col.visible_mask(values, state.hidden_labels)
         if not np.array_equal(layer.shown, visible):
             layer.shown = visible
@@ -327,7 +333,8 @@ class BinsColoring:
 
     def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
         """From the editor's label counts, kept per edit: no pass over the bins."""
-        return col.legend_entries_from_counts(self.editor.label_counts(), palette, self.legend_order())
+        return col.legend_entries_from_counts(self.editor.label_counts(), palette.for_annotation(self.editor.path),
+                                              self.legend_order())
 
     def label_snapshot(self) -> int:
         """What differs after a label edit: the editor's revision (bins are labelled through the

@@ -18,6 +18,7 @@ from .. import coloring as col
 from ..core.labels import is_unlabelled
 from ..core.slide import Slide
 from ..curation.bins import bin_grid
+from ..curation.editor import label_order_of
 from .bins import bin_layer_data, watch_viewer
 from .metadata import SLIDE_KEY, slide_of
 
@@ -100,7 +101,8 @@ def initial_face_colors(slide: Slide, labels: np.ndarray) -> np.ndarray | str:
     transform for the slide, autoscaled)."""
     mode, gene = initial_coloring(slide, labels)
     if mode == "label":
-        return col.label_colors(labels, col.LabelPalette())
+        path = slide.source.save_target.path
+        return col.label_colors(labels, col.LabelPalette().for_annotation(path), order=label_order_of(path, labels))
     if mode == "gene":
         gene_coloring = col.GeneColoring((gene,), transform=col.default_transform(slide))
         values = gene_coloring.values(slide)
