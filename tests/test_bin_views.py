@@ -188,17 +188,20 @@ def test_render_draws_bins_as_squares(hd_slide, mode):
     opaque = np.flatnonzero(rgba[:, 3] == 1.0)
     rng = np.random.default_rng(0)
     for spot in rng.choice(opaque, 40, replace=False):
-        if mode == "label" and slide.labels[spot] == "invasive cancer":
-            continue
+        if mode == "label" and (slide.labels[spot] == "invasive cancer" or col.is_unlabelled(slide.labels[spot])):
+            continue  # hidden, or unlabelled: not painted (checked below)
         # the whole square bin is its colour: its centre, and near its corner (outside a disc of radius r)
         for offset in ([0, 0], [6.5, -6.5]):
             y, x = ((slide.positions[spot] + offset + 0.5) * scale).astype(int)
             np.testing.assert_allclose(image[y, x], np.round(rgba[spot, :3] * 255), atol=1)
     if mode == "label":
         cancer = np.flatnonzero(slide.labels == "invasive cancer")
-        assert cancer.size
-        for spot in cancer[:20]:  # hidden: the image shows through, exactly as with every label hidden
+        unlabelled = np.flatnonzero([col.is_unlabelled(v) for v in slide.labels])
+        assert cancer.size and unlabelled.size
+        # hidden, and unlabelled (not painted, as on screen): the image shows through, exactly as with every label hidden
+        for spot in [*cancer[:20], *unlabelled[:20]]:
             np.testing.assert_array_equal(_pixel(image, slide, spot, scale), _pixel(background, slide, spot, scale))
+        for spot in cancer[:20]:
             assert not np.allclose(_pixel(image, slide, spot, scale), np.round(rgba[spot, :3] * 255), atol=10)
 
 

@@ -177,7 +177,7 @@ def test_painting_bins_in_gene_mode_shows_the_labels_with_the_editors_counts(hd_
     assert widget.state().mode == "label" and widget.tabs.currentIndex() == 1
     after = {e.label: e.count for e in widget.legend_entries()}
     assert after[target] == before[target] + 1 and after["invasive cancer"] == before["invasive cancer"] - 1
-    recount = col.legend_entries(editor.labels, widget.palette, editor.categories())
+    recount = col.with_unlabelled_not_drawn(col.legend_entries(editor.labels, widget.palette, editor.categories()))
     assert widget.legend_entries() == recount
     editor.undo()
     assert {e.label: e.count for e in widget.legend_entries()} == before

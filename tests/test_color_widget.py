@@ -469,6 +469,8 @@ def test_legend_order_from_a_stub_editor(viewer_and_widget, slide):
     _, widget, layer = viewer_and_widget
 
     class StubEditor:
+        path = None  # no annotation file: no remembered colours
+
         def categories(self):
             return ["tumor-free", "invasive cancer", "adipose tissue"]  # the first: no spot holds it
 

@@ -750,12 +750,21 @@ def legend_entries_from_counts(counts: Mapping, palette: LabelPalette,
     return [LegendEntry(label, colors[label], count_of.get(label, 0), label == UNLABELLED) for label in present]
 
 
+NOT_DRAWN = "transparent"  # a legend entry whose elements are not painted: the tissue shows through
+
+
+def with_unlabelled_not_drawn(entries: Sequence[LegendEntry]) -> list[LegendEntry]:
+    """Bins: an unlabelled bin is not painted (a raster's unlabelled code is its background), so
+    the legend says so rather than show a white that is nowhere on the canvas or in a figure."""
+    return [replace(e, color=NOT_DRAWN) if e.unlabelled else e for e in entries]
+
+
 def label_colors(values: Iterable, palette: LabelPalette, hidden_labels: Iterable[str] = (),
                  order: Sequence[str] | None = None) -> np.ndarray:
     """Per-spot RGBA (float32) in label mode, the colours of `legend_entries(values, palette, order)`;
     spots of `hidden_labels` fully transparent."""
     shown = display_labels(values)
-    colors = {e.label: _hex_to_rgba(e.color) for e in legend_entries(shown, palette, order)}
+    colors = {e.label: _hex_to_rgba(e.color) for e in legend_entries(shown, palette, order) if e.color != NOT_DRAWN}
     out = np.zeros((len(shown), 4), dtype=np.float32)
     for label, rgba in colors.items():
         out[shown == label] = rgba

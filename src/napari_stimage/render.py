@@ -151,7 +151,7 @@ def _legend_panel(height: int, entries: Sequence[col.LegendEntry], title: str):
         if y + row > height:
             draw.text((12, y), f"... {len(entries) - k} more", fill=TEXT_COLOR, font=font)
             break
-        draw.rectangle((14, y, 30, y + 16), fill=entry.color, outline=TEXT_COLOR)
+        draw.rectangle((14, y, 30, y + 16), fill=None if entry.color == col.NOT_DRAWN else entry.color, outline=TEXT_COLOR)
         draw.text((38, y + 1), f"{_clip(entry.label, 24)} ({entry.count})", fill=TEXT_COLOR, font=font)
     return panel
 
@@ -204,6 +204,7 @@ def render_slide(
 
     side = None
     visible = np.ones(slide.n_spots, dtype=bool)
+    grid = bin_grid(slide)
     if genes is not None:
         genes = col.parse_gene_list(genes) if isinstance(genes, str) else list(genes)
         transform = col.default_transform(slide) if transform is None else transform
@@ -222,14 +223,16 @@ def render_slide(
                 palette, order = palette.for_annotation(path), label_order_of(path, values)
         rgba = col.label_colors(values, palette, hidden_labels, order)  # hidden spots: alpha 0, as on screen
         visible = col.visible_mask(values, hidden_labels)
+        entries = col.legend_entries(values, palette, order)
+        if grid is not None:  # unlabelled bins are not painted, as on screen (`BinsColoring.legend_entries`)
+            visible &= col.display_labels(values) != col.UNLABELLED
+            entries = col.with_unlabelled_not_drawn(entries)
         if panel:
             hidden = set(hidden_labels)
-            entries = [e for e in col.legend_entries(values, palette, order) if e.label not in hidden]
-            side = _legend_panel(height, entries, label_column)
+            side = _legend_panel(height, [e for e in entries if e.label not in hidden], label_column)
     else:
         rgba = np.tile(col.NON_EXPRESSING_GREY, (slide.n_spots, 1))
 
-    grid = bin_grid(slide)
     if grid is not None:  # a VisiumHD bin grid: squares tiling the tissue, as the napari raster shows them
         canvas = _draw_bins(canvas, grid, col.hide_spots(rgba, visible), opacity, scale)
     else:

@@ -143,6 +143,7 @@ SELECTION_SUFFIX = " selection"
 # round each selected patch, so the labels' colours stay visible inside it
 SELECTION_COLOR = "#ff00ff"
 SELECTION_CONTOUR = 1
+BIN_OPACITY = 0.85  # as spots (`layers.spots_layer_data`): the H&E shows a little through either
 
 
 def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
@@ -156,24 +157,24 @@ def bin_layer_data(slide, grid: BinGrid) -> list[tuple]:
     meta = {SLIDE_KEY: slide, GRID_KEY: grid}
     values = np.log1p(np.nan_to_num(slide.total_counts, nan=0.0))
     counts = grid.raster(values)
-    layers = [
+    label_raster, categories = grid.label_raster(slide.labels)
+    # a slide with labels opens coloured by them (`layers.initial_coloring`): the total counts
+    # stay in the layer list, hidden, so nothing tints the labels' colours
+    labelled = bool(categories)
+    return [
         (
             counts,
-            {"name": f"{slide.name}{BINS_SUFFIX}", "colormap": "viridis", "opacity": 0.7,
-             "metadata": {**meta, "stimage_values": "log1p total_counts"}, **placement},
+            {"name": f"{slide.name}{BINS_SUFFIX}", "colormap": "viridis", "opacity": BIN_OPACITY,
+             "visible": not labelled, "metadata": {**meta, "stimage_values": "log1p total_counts"}, **placement},
             "image",
-        )
-    ]
-    label_raster, categories = grid.label_raster(slide.labels)
-    layers.append(
+        ),
         (
             label_raster,
-            {"name": f"{slide.name}{BIN_LABELS_SUFFIX}", "opacity": 0.5,
+            {"name": f"{slide.name}{BIN_LABELS_SUFFIX}", "opacity": BIN_OPACITY,
              "metadata": {**meta, CATEGORIES_KEY: categories}, **placement},
             "labels",
-        )
-    )
-    return layers
+        ),
+    ]
 
 
 def is_bin_labels_layer(layer) -> bool:
@@ -242,6 +243,11 @@ def _slide_layer(viewer, slide, name: str):
         if layer.name == name and slide_of(layer) is unwrap(slide):
             return layer
     return None
+
+
+def counts_layer_of(viewer, slide):
+    """The slide's "{slide} bins" total-counts Image layer (unwrapped), None when removed."""
+    return _slide_layer(viewer, slide, f"{unwrap(slide).name}{BINS_SUFFIX}")
 
 
 def gene_layer_of(viewer, slide):
@@ -317,7 +323,7 @@ def show_gene_on_bins(viewer, slide, grid: BinGrid, values: GeneValues, coloring
     meta = {GENE_VALUES_KEY: values, COLORING_KEY: coloring}
     if layer is None:
         layer = viewer.add_image(
-            raster, name=name, colormap=shown.colormap, contrast_limits=shown.contrast_limits, opacity=0.9,
+            raster, name=name, colormap=shown.colormap, contrast_limits=shown.contrast_limits, opacity=BIN_OPACITY,
             metadata={SLIDE_KEY: slide, GRID_KEY: grid, **meta}, **grid.layer_kwargs(),
         )
     else:

@@ -318,11 +318,20 @@ class BinsColoring:
     def set_value_column(self, values) -> None:
         """Hover reads the gene layer's values (`bins.bin_status`): nothing to keep here."""
 
+    def _show_only(self, shown) -> None:
+        """`shown` visible, the slide's other colourings of its bins hidden: each mode shows what its
+        legend or colorbar describes, and no other raster tints it (the H&E stays, below)."""
+        for layer in (self.gene_layer(), bins.counts_layer_of(self.viewer, self.slide), self.layer):
+            if layer is not None and layer is not shown and layer.visible:
+                layer.visible = False
+        if not shown.visible:
+            shown.visible = True
+
     def show_gene(self, values: col.GeneValues) -> None:
         self.state.mode = "gene"
         self.protect_hidden(())  # in gene mode every bin is drawn
         layer = bins.show_gene_on_bins(self.viewer, self.slide, self.grid, values, self.state.gene)
-        layer.visible = True
+        self._show_only(layer)
 
     # -- labels
     def label_columns(self) -> list[str]:
@@ -332,9 +341,11 @@ class BinsColoring:
         return list(self.editor.categories())
 
     def legend_entries(self, palette: col.LabelPalette) -> list[col.LegendEntry]:
-        """From the editor's label counts, kept per edit: no pass over the bins."""
-        return col.legend_entries_from_counts(self.editor.label_counts(), palette.for_annotation(self.editor.path),
-                                              self.legend_order())
+        """From the editor's label counts, kept per edit: no pass over the bins. Unlabelled bins are
+        not painted (`coloring.with_unlabelled_not_drawn`)."""
+        entries = col.legend_entries_from_counts(self.editor.label_counts(), palette.for_annotation(self.editor.path),
+                                                 self.legend_order())
+        return col.with_unlabelled_not_drawn(entries)
 
     def label_snapshot(self) -> int:
         """What differs after a label edit: the editor's revision (bins are labelled through the
@@ -346,12 +357,9 @@ class BinsColoring:
         return col.label_categories(self.editor.label_counts())
 
     def show_labels(self, palette: col.LabelPalette) -> None:
-        """Labels on the bin-labels layer, the gene layer out of the way."""
+        """Labels on the bin-labels layer, the gene and total-counts layers out of the way."""
         self.state.mode = "label"
-        gene_layer = self.gene_layer()
-        if gene_layer is not None:
-            gene_layer.visible = False
-        self.layer.visible = True
+        self._show_only(self.layer)
         self.apply_label_colors(palette)
 
     def apply_label_colors(self, palette: col.LabelPalette) -> None:

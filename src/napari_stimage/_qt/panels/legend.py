@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ... import coloring as col
 from ..parts import WrappingCheckBox
 
 
@@ -72,7 +73,8 @@ class LegendPanel(QWidget):
             swatch = QPushButton()
             swatch.setFixedSize(22, 18)
             swatch.setStyleSheet(f"background-color: {entry.color}; border: 1px solid #444;")
-            swatch.setToolTip("change colour")
+            swatch.setToolTip("not painted: the tissue shows" if entry.color == col.NOT_DRAWN else "change colour")
+            swatch.setEnabled(entry.color != col.NOT_DRAWN)
             swatch.clicked.connect(lambda _=False, lab=entry.label: self._pick_color(lab))
             key = f"[{k + 1}] " if hotkeys and k < 9 and not entry.unlabelled else ""
             check = WrappingCheckBox(f"{key}{entry.label}  ({entry.count})")
