@@ -4,6 +4,7 @@ genes, PCA), one row per spot of `slide.spots`."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -101,3 +102,90 @@ def expression_pca(
     out[have] = pcs[per_spot[have]]
     _step(progress, cancel, 1000)
     return out
+
+
+@dataclass(frozen=True)
+class EmbeddingParameters:
+    """What the embedding of a slide depends on besides its counts (the form's fields)."""
+
+    n_top_genes: int = 2000
+    n_pcs: int = 30
+    n_neighbors: int = 15
+    resolution: float = 1.0
+
+    def check(self) -> None:
+        if self.n_top_genes < 1 or self.n_pcs < 1:
+            raise ValueError(f"genes and PCs must be at least 1 (got {self.n_top_genes}, {self.n_pcs})")
+        if self.n_neighbors < 2:
+            raise ValueError(f"neighbours must be at least 2 (got {self.n_neighbors})")
+        if not (np.isfinite(self.resolution) and self.resolution > 0):
+            raise ValueError(f"resolution must be a positive number (got {self.resolution})")
+
+
+@dataclass
+class Embedding:
+    """A slide's expression embedding, one row per spot of `slide.spots` (NaN / None where the
+    count file lacks the spot): PCA, the 2-D UMAP and Leiden clusters (text "0", "1", ...)."""
+
+    pca: np.ndarray
+    umap: np.ndarray
+    clusters: np.ndarray  # object: cluster name per spot, None where unmeasured
+    parameters: EmbeddingParameters | None  # None: taken from the file as it was computed there
+    origin: str = "computed"  # "computed" or where in the file it was read from
+
+    @property
+    def n_spots(self) -> int:
+        return int(self.umap.shape[0])
+
+
+def _spread(per_spot: np.ndarray, values: np.ndarray, fill: object) -> np.ndarray:
+    """Rows of `values` (one per measured row) put back in spot order, `fill` for unmeasured spots."""
+    shape = (len(per_spot), *values.shape[1:])
+    out = np.full(shape, fill, dtype=values.dtype if fill is not None else object)
+    have = per_spot >= 0
+    out[have] = values[per_spot[have]]
+    return out
+
+
+def compute_embedding(
+    slide: Slide,
+    parameters: EmbeddingParameters | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> Embedding:
+    """PCA (`expression_pca`), scanpy's neighbour graph on it, UMAP and Leiden clusters (igraph
+    flavour), all with fixed random states: the same slide and parameters give the same result."""
+    import anndata as ad
+    import scanpy as sc
+
+    parameters = parameters or EmbeddingParameters()
+    parameters.check()
+    pca = expression_pca(
+        slide,
+        n_top_genes=parameters.n_top_genes,
+        n_pcs=parameters.n_pcs,
+        progress=None if progress is None else (lambda done, total: progress(done * 4 // 10, 1000)),
+        cancel=cancel,
+    )
+    used, per_spot = measured_rows(slide)
+    first = np.full(len(used), -1, dtype=np.int64)  # a spot of each measured row, to read its PCs
+    have = np.flatnonzero(per_spot >= 0)
+    first[per_spot[have[::-1]]] = have[::-1]
+    adata = ad.AnnData(obsm={"X_pca": pca[first]}, shape=(len(used), 0))
+    n_neighbors = min(parameters.n_neighbors, len(used) - 1)
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_pca", random_state=0)
+    _step(progress, cancel, 600)
+    sc.tl.umap(adata, random_state=0)
+    _step(progress, cancel, 900)
+    sc.tl.leiden(
+        adata, resolution=parameters.resolution, flavor="igraph", n_iterations=2, directed=False, random_state=0
+    )
+    clusters = adata.obs["leiden"].astype(str).to_numpy(dtype=object)
+    _step(progress, cancel, 1000)
+    return Embedding(
+        pca=pca,
+        umap=_spread(per_spot, np.asarray(adata.obsm["X_umap"], dtype=np.float32), np.nan),
+        clusters=_spread(per_spot, clusters, None),
+        parameters=parameters,
+    )
